@@ -1,0 +1,1 @@
+"""Configuration, context, prediction cache, runner, results, gates and provenance."""

@@ -1,0 +1,310 @@
+"""Immutable results of an audit and their JSON form.
+
+Data flows one way: plugins return :class:`PluginResult`, the runner gathers them with the
+gate outcomes and the provenance into an :class:`AuditResult`, and renderers read that and
+nothing else. ``AuditResult.from_json(r.to_json()) == r`` holds exactly, so a report can be
+re-rendered from ``results.json`` alone.
+
+The JSON contract of a metric (documented in docs/results-json.md, schema in
+``audit/schema/results.schema.json``): ``id`` (stable snake_case), ``value`` (number or null
+with a ``reason``), ``n``, ``group`` (column → value, null for overall) and ``ci``
+([low, high] or null), plus the optional fields below.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from typing import Any
+
+SCHEMA_VERSION = "1.0"
+
+
+class Status(str, Enum):
+    """Outcome of a finding, a gate, a plugin or the whole audit (Evidently's statuses)."""
+
+    PASS = "PASS"
+    WARN = "WARN"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    ERROR = "ERROR"
+    SKIPPED = "SKIPPED"
+
+    def __str__(self) -> str:  # so f-strings print PASS, not Status.PASS
+        return self.value
+
+
+# Worst first: the status of a collection is the worst of its members.
+_SEVERITY = [Status.ERROR, Status.FAIL, Status.INCONCLUSIVE, Status.WARN, Status.PASS, Status.SKIPPED]
+
+
+def worst_status(statuses) -> Status:
+    """Return the most severe status (ERROR > FAIL > INCONCLUSIVE > WARN > PASS > SKIPPED)."""
+    statuses = list(statuses)
+    if not statuses:
+        return Status.SKIPPED
+    return min(statuses, key=_SEVERITY.index)
+
+
+def _clean_number(x):
+    """NaN and infinities are not JSON: an undefined number is None (with a reason elsewhere)."""
+    if x is None:
+        return None
+    x = float(x)
+    return None if not math.isfinite(x) else x
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number the audit reports.
+
+    Parameters
+    ----------
+    id : str
+        Stable snake_case metric id (``fnr``, ``auroc``, ``fnr_gap``): public API used by
+        gates, configs and reports.
+    value : float or None
+        None when the metric is undefined for this group; ``reason`` then says why.
+    n : int or None
+        Rows (cases) the metric is computed on: the group's size.
+    group : dict or None
+        Column name → value (``{"sex": "F", "age_band": "60-80"}``); None for overall.
+    ci : tuple of (low, high) or None
+        Interval at ``level``; ``ci_method`` names how it was computed.
+    denominator : int or None
+        The count the rate is taken over (positives for FNR), when that differs from ``n``.
+    label : str or None
+        The finding label in multi-label mode; None for a single label.
+    reference : str or None
+        For gaps: ``"best"`` or ``"overall"``; ``reference_group`` names the best group.
+    p_value, p_adjusted : float or None
+        Test of "gap = 0" and its multiplicity-corrected value (method in the plugin settings).
+    flags : tuple of str
+        e.g. ``"under_powered"``.
+    suppressed : bool
+        The cell is below ``report.min_cell``: renderers must not show it.
+    """
+
+    id: str
+    value: float | None
+    n: int | None = None
+    group: dict[str, str] | None = None
+    ci: tuple[float, float] | None = None
+    ci_method: str | None = None
+    level: float | None = None
+    reason: str | None = None
+    denominator: int | None = None
+    label: str | None = None
+    reference: str | None = None
+    reference_group: dict[str, str] | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    flags: tuple[str, ...] = ()
+    suppressed: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", _clean_number(self.value))
+        if self.ci is not None:
+            lo, hi = _clean_number(self.ci[0]), _clean_number(self.ci[1])
+            object.__setattr__(self, "ci", None if lo is None or hi is None else (lo, hi))
+        for name in ("p_value", "p_adjusted", "level"):
+            object.__setattr__(self, name, _clean_number(getattr(self, name)))
+        for name in ("n", "denominator"):
+            v = getattr(self, name)
+            object.__setattr__(self, name, None if v is None else int(v))
+        if self.group is not None:
+            object.__setattr__(self, "group", {str(k): str(v) for k, v in self.group.items()})
+        if self.reference_group is not None:
+            object.__setattr__(
+                self, "reference_group", {str(k): str(v) for k, v in self.reference_group.items()}
+            )
+        object.__setattr__(self, "flags", tuple(self.flags))
+        if self.value is None and not self.reason:
+            object.__setattr__(self, "reason", "undefined")
+
+    @property
+    def group_label(self) -> str:
+        """Human-readable group name: ``sex=F, age_band=60-80`` or ``overall``."""
+        if not self.group:
+            return "overall"
+        return ", ".join(f"{k}={v}" for k, v in self.group.items())
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A statement the audit makes, with its status and the checklist items it evidences.
+
+    ``checklist`` holds references such as ``"CLAIM-2024:38"``, ``"TRIPOD+AI:23a"``,
+    ``"FUTURE-AI:Fairness 3"``.
+    """
+
+    id: str
+    title: str
+    status: Status
+    message: str
+    metric: str | None = None
+    group: dict[str, str] | None = None
+    threshold: float | None = None
+    checklist: tuple[str, ...] = ()
+    kind: str = "measurement"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
+        object.__setattr__(self, "checklist", tuple(self.checklist))
+        object.__setattr__(self, "threshold", _clean_number(self.threshold))
+        if self.group is not None:
+            object.__setattr__(self, "group", {str(k): str(v) for k, v in self.group.items()})
+
+
+@dataclass(frozen=True)
+class PluginResult:
+    """Everything one plugin measured: metrics, findings, the settings it used, warnings."""
+
+    plugin: str
+    principle: str
+    version: str
+    status: Status
+    summary: str
+    metrics: tuple[Metric, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+    checklist: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        object.__setattr__(self, "findings", tuple(self.findings))
+        object.__setattr__(self, "warnings", tuple(self.warnings))
+        object.__setattr__(self, "checklist", tuple(self.checklist))
+
+    def metric_ids(self) -> list[str]:
+        """Sorted distinct metric ids, without the plugin prefix."""
+        return sorted({m.id for m in self.metrics})
+
+    def find(self, metric_id: str) -> list[Metric]:
+        """All metrics with this id (one per group, label and reference)."""
+        return [m for m in self.metrics if m.id == metric_id]
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """The outcome of a gate on one metric value (one group, label or reference)."""
+
+    group: dict[str, str] | None
+    value: float | None
+    ci: tuple[float, float] | None
+    status: Status
+    label: str | None = None
+    reference: str | None = None
+    suppressed: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
+        object.__setattr__(self, "value", _clean_number(self.value))
+        if self.ci is not None:
+            object.__setattr__(self, "ci", (float(self.ci[0]), float(self.ci[1])))
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """A gate such as ``fairness.fnr_gap<=0.05`` evaluated over every group."""
+
+    expression: str
+    metric: str
+    operator: str
+    threshold: float
+    policy: str
+    status: Status
+    message: str
+    checks: tuple[GateCheck, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
+        object.__setattr__(self, "checks", tuple(self.checks))
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """The whole audit: plugin results, gates, provenance and the resolved configuration."""
+
+    plugins: tuple[PluginResult, ...]
+    gates: tuple[GateResult, ...] = ()
+    provenance: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    data_summary: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    status: Status = Status.SKIPPED
+    exit_code: int = 0
+    schema_version: str = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plugins", tuple(self.plugins))
+        object.__setattr__(self, "gates", tuple(self.gates))
+        object.__setattr__(self, "warnings", tuple(self.warnings))
+        object.__setattr__(self, "status", Status(self.status))
+
+    def plugin(self, name: str) -> PluginResult | None:
+        """The result of the plugin called ``name``, or None."""
+        return next((p for p in self.plugins if p.plugin == name), None)
+
+    # -- JSON ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (enums as strings, tuples as lists)."""
+        return _jsonable(asdict(self))
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """Serialise to the results.json contract."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuditResult:
+        """Inverse of :meth:`to_dict`."""
+        return _build(cls, data)
+
+    @classmethod
+    def from_json(cls, text: str) -> AuditResult:
+        """Inverse of :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
+
+
+def _jsonable(obj):
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if hasattr(obj, "item") and not isinstance(obj, str):  # numpy scalars in settings
+        return _jsonable(obj.item())
+    return obj
+
+
+_NESTED = {
+    AuditResult: {"plugins": PluginResult, "gates": GateResult},
+    PluginResult: {"metrics": Metric, "findings": Finding},
+    GateResult: {"checks": GateCheck},
+}
+_PAIRS = {"ci"}
+
+
+def _build(cls, data: dict[str, Any]):
+    kwargs = {}
+    nested = _NESTED.get(cls, {})
+    names = {f.name for f in fields(cls)}
+    for key, value in data.items():
+        if key not in names:
+            continue  # tolerate fields added by newer versions
+        if key in nested:
+            value = tuple(_build(nested[key], v) for v in value)
+        elif key in _PAIRS and value is not None:
+            value = (value[0], value[1])
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)
