@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test system-deps bench clean
+
+# torch==2.13.0 first: the CPU build on this machine's disk. An unpinned torch would pull a
+# CUDA build of several GB. Never torchvision.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[all,dev]'
+	touch $(STAMP)
+
+# The audit of the embedded real example (CHOP SARS-CoV-2 tests 2020) -> reports/demo/.
+# Exit 1 means a gate failed: the demo still wrote its reports, so only 0 and 1 are success.
+demo: $(STAMP)
+	@$(BIN)/future-audit run --config examples/covid_testing/audit.toml; rc=$$?; \
+	if [ $$rc -gt 1 ]; then exit $$rc; fi; \
+	echo "demo report: reports/demo/report.html (exit code $$rc: 0 all gates hold, 1 a gate failed)"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_fairness.py
+
+clean:
+	rm -rf $(VENV) reports/demo dist build

@@ -1,0 +1,278 @@
+"""The ``future-audit`` command: a thin typer app (parse → run_audit → exit code).
+
+Heavy libraries (pandas, scikit-learn, matplotlib, torch, weasyprint) are imported inside
+the commands so that ``future-audit --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from audit import __version__
+
+app = typer.Typer(
+    name="future-audit",
+    help="Audit a trained medical AI model against the FUTURE-AI principles "
+    "(fairness: subgroup underdiagnosis with intervals, tests and CI gates).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+USAGE_ERROR = 4
+INTERNAL_ERROR = 3
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"future-audit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """future-audit: evidence for FUTURE-AI, CLAIM 2024 and TRIPOD+AI from your model and data."""
+
+
+def _fail(exc: BaseException, debug: bool) -> None:
+    """One clear line on stderr and exit 4 (the traceback only with --debug)."""
+    if debug:
+        raise exc
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(getattr(exc, "exit_code", USAGE_ERROR))
+
+
+@app.command()
+def run(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="audit.toml or pyproject.toml with [tool.future-audit].")] = None,
+    data: Annotated[str | None, typer.Option(help="Test data (CSV or Parquet).")] = None,
+    reference: Annotated[str | None, typer.Option(help="Reference (validation) data; the operating point is chosen on it.")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="Label column (0/1); repeat for a multi-label model.")] = None,
+    score: Annotated[list[str] | None, typer.Option(help="Score column(s) holding the model's probabilities.")] = None,
+    id: Annotated[str | None, typer.Option("--id", help="Patient identifier: clusters the bootstrap; never shown.")] = None,
+    sensitive: Annotated[list[str] | None, typer.Option(help="Sensitive attribute column; repeatable.")] = None,
+    site: Annotated[str | None, typer.Option(help="Site column.")] = None,
+    time: Annotated[str | None, typer.Option(help="Time column.")] = None,
+    feature: Annotated[list[str] | None, typer.Option(help="Model input column; repeatable.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model: file.skops, file.joblib/.pkl (needs --trust-model) or package.module:function.")] = None,
+    trust_model: Annotated[bool, typer.Option("--trust-model", help="Allow loading pickle/joblib files (they can run code).")] = False,
+    threshold: Annotated[str | None, typer.Option(help="Fixed operating point in [0, 1].")] = None,
+    operating_point: Annotated[str | None, typer.Option(help="youden | max-f1 | sensitivity:X | specificity:X, chosen on the reference data.")] = None,
+    intersection: Annotated[list[str] | None, typer.Option(help="Attributes analysed jointly, comma-separated (e.g. sex,age_band); repeatable.")] = None,
+    bootstrap: Annotated[str | None, typer.Option(help="Bootstrap replicates (default 2000).")] = None,
+    seed: Annotated[str | None, typer.Option(help="Random seed.")] = None,
+    correction: Annotated[str | None, typer.Option(help="Multiplicity correction: holm | bh.")] = None,
+    gate: Annotated[list[str] | None, typer.Option(help="Gate, e.g. 'fairness.fnr_gap<=0.05'; repeatable.")] = None,
+    gate_policy: Annotated[str | None, typer.Option(help="interval (default) | point.")] = None,
+    fail_on: Annotated[str | None, typer.Option(help="Statuses that exit 1: fail (default), inconclusive, warn (comma-separated).")] = None,
+    plugin: Annotated[list[str] | None, typer.Option(help="Run only this plugin; repeatable.")] = None,
+    out: Annotated[str | None, typer.Option(help="Output folder.")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="Comma-separated: html,json,junit,md,pdf.")] = None,
+    min_cell: Annotated[str | None, typer.Option(help="Suppress cells with fewer cases (default 10).")] = None,
+    attestations: Annotated[str | None, typer.Option(help="YAML file answering checklist items no tool can measure.")] = None,
+    drop_missing: Annotated[bool, typer.Option("--drop-missing", help="Drop rows with a missing label/score (the report says how many).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary table.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks; re-raise plugin errors.")] = False,
+) -> None:
+    """Run the audit and write the reports; exit 0 (gates hold), 1 (a gate failed), 4 (bad input)."""
+    from audit.errors import AuditError
+
+    try:
+        cfg = _resolve_config(
+            config,
+            flags={
+                "data": data, "reference": reference, "label": label, "score": score, "id": id,
+                "sensitive": sensitive, "site": site, "time": time, "features": feature, "model": model,
+                "trust_model": trust_model, "gates": gate, "gate_policy": gate_policy, "fail_on": fail_on,
+                "plugins": plugin, "out": out, "formats": format, "min_cell": min_cell,
+                "attestations": attestations, "drop_missing": drop_missing or None, "seed": seed,
+            },
+            fairness={"threshold": threshold, "operating_point": operating_point, "intersections": intersection,
+                      "bootstrap": bootstrap, "seed": seed, "correction": correction},
+        )
+        code = _execute(cfg, quiet=quiet, debug=debug)
+    except AuditError as exc:
+        _fail(exc, debug)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
+
+
+def _resolve_config(config_path, *, flags, fairness):
+    from audit.core.config import build_config, find_config, parse_threshold_value, read_config_file
+    from audit.errors import ConfigError
+    from audit.plugins.base import discover_plugins
+
+    cwd = Path.cwd()
+    path = config_path if config_path is not None else find_config(cwd)
+    raw = read_config_file(path) if path is not None else {}
+    plugin_params = {}
+    fair = {}
+    if fairness["threshold"] is not None:
+        fair["threshold"] = parse_threshold_value(fairness["threshold"], "--threshold")
+    if fairness["operating_point"] is not None:
+        fair["operating_point"] = fairness["operating_point"]
+    if fairness["intersections"]:
+        fair["intersections"] = [[c.strip() for c in s.split(",") if c.strip()] for s in fairness["intersections"]]
+    for key in ("bootstrap", "seed"):
+        if fairness[key] is not None:
+            fair[key] = _int_flag(fairness[key], f"--{key}")
+    if fairness["correction"] is not None:
+        fair["correction"] = fairness["correction"]
+    if fair:
+        plugin_params["fairness"] = fair
+    flags = dict(flags)
+    if flags.get("seed") is not None:
+        flags["seed"] = _int_flag(flags["seed"], "--seed")
+    if flags.get("min_cell") is not None:
+        flags["min_cell"] = _int_flag(flags["min_cell"], "--min-cell")
+    flags["plugin_params"] = plugin_params
+    if path is None and flags.get("data") is None:
+        raise ConfigError("No audit.toml here and no --data: pass --config FILE or --data FILE --label COLUMN ...")
+    return build_config(
+        raw, base_dir=(path.parent if path else cwd).resolve(), flag_dir=cwd, flags=flags,
+        plugin_names=tuple(discover_plugins()), source=None if path is None else str(path),
+    )
+
+
+def _int_flag(value: str, name: str) -> int:
+    from audit.errors import ConfigError
+
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name}: '{value}' is not an integer.") from None
+
+
+def _execute(cfg, *, quiet: bool, debug: bool) -> int:
+    from rich.console import Console
+
+    from audit.core.progress import make_progress
+    from audit.core.runner import run_audit
+    from audit.report import write_reports
+
+    console = Console(stderr=True, quiet=quiet)
+    progress = None if quiet else make_progress(console)
+    if progress is not None:
+        with progress:
+            result = run_audit(cfg, progress=progress, debug=debug)
+    else:
+        result = run_audit(cfg, debug=debug)
+    paths = write_reports(result, cfg.report.out, cfg.report.formats)
+    if not quiet:
+        _print_summary(console, result, paths)
+    return result.exit_code
+
+
+def _print_summary(console, result, paths) -> None:
+    from rich.table import Table
+
+    table = Table(title="future-audit", show_lines=False)
+    table.add_column("what")
+    table.add_column("status")
+    table.add_column("detail", overflow="fold")
+    for p in result.plugins:
+        table.add_row(f"plugin {p.plugin}", str(p.status), p.summary)
+    for g in result.gates:
+        table.add_row(f"gate {g.expression}", str(g.status), g.message)
+    console.print(table)
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    for fmt, path in paths.items():
+        console.print(f"{fmt}: {path}")
+    console.print(f"exit code {result.exit_code}")
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="results.json written by `future-audit run`.")],
+    format: Annotated[str, typer.Option("--format", help="Comma-separated: html,md,junit,json,pdf.")] = "html",
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: the folder of results.json).")] = None,
+    debug: Annotated[bool, typer.Option("--debug")] = False,
+) -> None:
+    """Re-render reports from results.json alone."""
+    from audit.errors import AuditError, ConfigError
+
+    try:
+        from audit.core.config import FORMATS
+        from audit.report import load_result, write_reports
+
+        formats = [f.strip() for f in format.split(",") if f.strip()]
+        for f in formats:
+            if f not in FORMATS:
+                raise ConfigError(f"--format: unknown format '{f}'. Valid: {', '.join(FORMATS)}.")
+        result = load_result(results)
+        paths = write_reports(result, out or results.parent, formats)
+    except AuditError as exc:
+        _fail(exc, debug)
+    for fmt, path in paths.items():
+        typer.echo(f"{fmt}: {path}")
+
+
+@app.command()
+def plugins(debug: Annotated[bool, typer.Option("--debug")] = False) -> None:
+    """List installed plugins: name, principle, version."""
+    from audit.errors import AuditError
+    from audit.plugins.base import discover_plugins
+
+    try:
+        found = discover_plugins()
+    except AuditError as exc:
+        _fail(exc, debug)
+    for name, cls in found.items():
+        typer.echo(f"{name}\t{cls.principle}\t{cls.version}")
+
+
+@app.command()
+def init(
+    data: Annotated[Path, typer.Option(help="A data file to guess column roles from.")],
+    out: Annotated[Path, typer.Option(help="Where to write the config.")] = Path("audit.toml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    debug: Annotated[bool, typer.Option("--debug")] = False,
+) -> None:
+    """Write a commented audit.toml with column roles guessed from the data."""
+    from audit.errors import AuditError, InputError
+    from audit.init import guess_roles, render_config
+
+    try:
+        if out.exists() and not force:
+            raise InputError(f"{out} already exists; pass --force to overwrite it.")
+        text = render_config(data, guess_roles(data), out)
+        from audit.report.files import write_atomic
+
+        write_atomic(out, text)
+    except AuditError as exc:
+        _fail(exc, debug)
+    typer.echo(f"wrote {out}: check the guessed roles before running `future-audit run --config {out}`")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: usage errors exit 4 (pytest's convention), not click's 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except Exception as exc:  # click usage errors (unknown option, missing value) carry show()
+        if callable(getattr(exc, "show", None)) and getattr(exc, "exit_code", None) == 2:
+            exc.show()
+            return USAGE_ERROR
+        if hasattr(exc, "exit_code") and callable(getattr(exc, "show", None)):
+            exc.show()
+            return int(exc.exit_code)
+        if "--debug" in (argv if argv is not None else sys.argv):
+            raise
+        typer.echo(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)", err=True)
+        return INTERNAL_ERROR
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())

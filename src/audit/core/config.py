@@ -1,0 +1,477 @@
+"""Audit configuration: audit.toml, ``[tool.future-audit]`` in pyproject.toml, or flags.
+
+Flags override files. Everything is validated here, before any data is read or any model
+is called; each error names the key and says what it expected.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from audit.errors import ConfigError
+
+FORMATS = ("html", "json", "junit", "md", "pdf")
+DEFAULT_FORMATS = ("html", "json", "junit", "md")
+GATE_POLICIES = ("interval", "point")
+FAIL_ON = ("fail", "inconclusive", "warn")
+OPERATORS = ("<=", ">=", "<", ">")
+
+_SECTIONS = {"data", "model", "report", "gates", "run"}
+_DATA_KEYS = {
+    "path", "reference", "label", "id", "sensitive", "site", "time", "features", "score",
+    "bins", "drop_missing",
+}
+_MODEL_KEYS = {"path", "trusted_types"}
+_REPORT_KEYS = {"out", "formats", "min_cell", "attestations", "continue_without_pdf"}
+_RUN_KEYS = {"plugins", "gate_policy", "fail_on", "seed"}
+_GATE_RE = re.compile(r"^\s*([A-Za-z_][\w-]*)\.([A-Za-z_]\w*)\s*(<=|>=|<|>)\s*(.+?)\s*$")
+
+
+@dataclass(frozen=True)
+class BinSpec:
+    """Bin the numeric ``column`` into categorical ``name`` by ``edges`` ([lo, hi) intervals)."""
+
+    column: str
+    name: str
+    edges: tuple[float, ...]
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: Path | None = None
+    reference: Path | None = None
+    label: tuple[str, ...] = ()
+    id: str | None = None
+    sensitive: tuple[str, ...] = ()
+    site: str | None = None
+    time: str | None = None
+    features: tuple[str, ...] = ()
+    score: tuple[str, ...] = ()
+    bins: tuple[BinSpec, ...] = ()
+    drop_missing: bool = False
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str | None = None
+    trusted_types: tuple[str, ...] = ()
+    trust: bool = False
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    out: Path = Path("reports/audit")
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    min_cell: int = 10
+    attestations: Path | None = None
+    continue_without_pdf: bool = False
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """A threshold on a metric id, e.g. ``fairness.fnr_gap <= 0.05``."""
+
+    plugin: str
+    metric: str
+    operator: str
+    threshold: float
+
+    @property
+    def metric_id(self) -> str:
+        return f"{self.plugin}.{self.metric}"
+
+    @property
+    def expression(self) -> str:
+        return f"{self.metric_id}{self.operator}{self.threshold:g}"
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """The resolved configuration of one audit run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    gates: tuple[GateSpec, ...] = ()
+    plugins: tuple[str, ...] | None = None
+    plugin_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gate_policy: str = "interval"
+    fail_on: tuple[str, ...] = ("fail",)
+    seed: int | None = None
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view (recorded in the provenance of every result)."""
+        return {
+            "source": self.source,
+            "data": {
+                "path": _s(self.data.path), "reference": _s(self.data.reference),
+                "label": list(self.data.label), "id": self.data.id,
+                "sensitive": list(self.data.sensitive), "site": self.data.site,
+                "time": self.data.time, "features": list(self.data.features),
+                "score": list(self.data.score), "drop_missing": self.data.drop_missing,
+                "bins": [
+                    {"column": b.column, "name": b.name, "edges": list(b.edges), "labels": list(b.labels)}
+                    for b in self.data.bins
+                ],
+            },
+            "model": {"path": self.model.path, "trusted_types": list(self.model.trusted_types),
+                      "trust_model": self.model.trust},
+            "report": {"out": _s(self.report.out), "formats": list(self.report.formats),
+                       "min_cell": self.report.min_cell, "attestations": _s(self.report.attestations)},
+            "gates": [g.expression for g in self.gates],
+            "plugins": None if self.plugins is None else list(self.plugins),
+            "plugin_params": {k: dict(v) for k, v in self.plugin_params.items()},
+            "gate_policy": self.gate_policy,
+            "fail_on": [s.upper() for s in self.fail_on],
+            "seed": self.seed,
+        }
+
+
+def _s(p) -> str | None:
+    return None if p is None else str(p)
+
+
+# --------------------------------------------------------------------------- reading files
+def find_config(cwd: Path) -> Path | None:
+    """audit.toml in ``cwd``, else a pyproject.toml there with a [tool.future-audit] table."""
+    candidate = cwd / "audit.toml"
+    if candidate.is_file():
+        return candidate
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError:
+            return None
+        if "future-audit" in data.get("tool", {}):
+            return pyproject
+    return None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Raw settings from audit.toml or pyproject.toml's [tool.future-audit]."""
+    if not path.is_file():
+        raise ConfigError(f"Config file not found: {path}. Pass an existing file to --config.")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the syntax at that line.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a UTF-8 text file; expected a TOML config.") from None
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("future-audit")
+        if data is None:
+            raise ConfigError(f"{path} has no [tool.future-audit] table.")
+    return data
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """``override`` wins; nested tables merge key by key; None in override means 'not given'."""
+    out = dict(base)
+    for key, value in override.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# --------------------------------------------------------------------------- validation
+def build_config(
+    raw: dict[str, Any],
+    *,
+    base_dir: Path,
+    flag_dir: Path | None = None,
+    flags: dict[str, Any] | None = None,
+    plugin_names: tuple[str, ...] = (),
+    source: str | None = None,
+) -> AuditConfig:
+    """Validate raw settings (from a file, relative to ``base_dir``) merged with flags.
+
+    Paths given in flags are relative to ``flag_dir`` (the working directory).
+    """
+    flags = flags or {}
+    flag_dir = flag_dir or Path.cwd()
+    known = _SECTIONS | set(plugin_names)
+    for key in raw:
+        if key not in known:
+            raise ConfigError(
+                f"Unknown config section or key '{key}'. Valid: {', '.join(sorted(known))}."
+            )
+    data_raw = _table(raw, "data")
+    model_raw = _table(raw, "model")
+    report_raw = _table(raw, "report")
+    run_raw = _table(raw, "run")
+    _check_keys(data_raw, _DATA_KEYS, "data")
+    _check_keys(model_raw, _MODEL_KEYS, "model")
+    _check_keys(report_raw, _REPORT_KEYS, "report")
+    _check_keys(run_raw, _RUN_KEYS, "run")
+
+    def path_of(section: dict, key: str, where: str, flag_key: str) -> Path | None:
+        if flags.get(flag_key) is not None:
+            return (flag_dir / flags[flag_key]).resolve()
+        if section.get(key) is None:
+            return None
+        return (base_dir / _str(section[key], where)).resolve()
+
+    data = DataConfig(
+        path=path_of(data_raw, "path", "data.path", "data"),
+        reference=path_of(data_raw, "reference", "data.reference", "reference"),
+        label=_strs(_pick(flags, "label", data_raw, "label"), "data.label"),
+        id=_opt_str(_pick(flags, "id", data_raw, "id"), "data.id"),
+        sensitive=_strs(_pick(flags, "sensitive", data_raw, "sensitive"), "data.sensitive"),
+        site=_opt_str(_pick(flags, "site", data_raw, "site"), "data.site"),
+        time=_opt_str(_pick(flags, "time", data_raw, "time"), "data.time"),
+        features=_strs(_pick(flags, "features", data_raw, "features"), "data.features"),
+        score=_strs(_pick(flags, "score", data_raw, "score"), "data.score"),
+        bins=_bins(data_raw.get("bins", {})),
+        drop_missing=_bool(_pick(flags, "drop_missing", data_raw, "drop_missing", False), "data.drop_missing"),
+    )
+    if data.path is None:
+        raise ConfigError("No data: set data.path in the config or pass --data FILE.")
+    if not data.label:
+        raise ConfigError("No label column: set data.label in the config or pass --label COLUMN.")
+    _check_overlaps(data)
+
+    model_path = flags.get("model")
+    if model_path is not None:
+        model_path = str((flag_dir / model_path).resolve()) if _looks_like_path(model_path) else model_path
+    elif model_raw.get("path") is not None:
+        mp = _str(model_raw["path"], "model.path")
+        model_path = str((base_dir / mp).resolve()) if _looks_like_path(mp) else mp
+    if model_path is None and not data.score:
+        raise ConfigError(
+            "No model and no score column: set model.path (or --model) or data.score (or --score)."
+        )
+    model = ModelConfig(
+        path=model_path,
+        trusted_types=_strs(model_raw.get("trusted_types", []), "model.trusted_types"),
+        trust=bool(flags.get("trust_model", False)),
+    )
+
+    formats = _pick(flags, "formats", report_raw, "formats", list(DEFAULT_FORMATS))
+    if isinstance(formats, str):
+        formats = [f.strip() for f in formats.split(",") if f.strip()]
+    formats = _strs(formats, "report.formats")
+    for f in formats:
+        if f not in FORMATS:
+            raise ConfigError(f"report.formats: unknown format '{f}'. Valid: {', '.join(FORMATS)}.")
+    out = path_of(report_raw, "out", "report.out", "out") or (flag_dir / "reports/audit").resolve()
+    min_cell = _int(_pick(flags, "min_cell", report_raw, "min_cell", 10), "report.min_cell", minimum=1)
+    report = ReportConfig(
+        out=out,
+        formats=formats,
+        min_cell=min_cell,
+        attestations=path_of(report_raw, "attestations", "report.attestations", "attestations"),
+        continue_without_pdf=_bool(
+            _pick(flags, "continue_without_pdf", report_raw, "continue_without_pdf", False),
+            "report.continue_without_pdf",
+        ),
+    )
+
+    gates = [parse_gate_table(g, i) for i, g in enumerate(_gate_list(raw.get("gates", [])))]
+    gates += [parse_gate(expr) for expr in flags.get("gates") or ()]
+
+    plugins = _pick(flags, "plugins", run_raw, "plugins")
+    plugins = None if plugins is None or plugins == [] else _strs(plugins, "run.plugins")
+    gate_policy = _str(_pick(flags, "gate_policy", run_raw, "gate_policy", "interval"), "run.gate_policy")
+    if gate_policy not in GATE_POLICIES:
+        raise ConfigError(f"run.gate_policy: '{gate_policy}' is not one of {', '.join(GATE_POLICIES)}.")
+    fail_on = _pick(flags, "fail_on", run_raw, "fail_on", ["fail"])
+    if isinstance(fail_on, str):
+        fail_on = [s.strip() for s in fail_on.split(",") if s.strip()]
+    fail_on = tuple(s.lower() for s in _strs(fail_on, "run.fail_on"))
+    for s in fail_on:
+        if s not in FAIL_ON:
+            raise ConfigError(f"run.fail_on: '{s}' is not one of {', '.join(FAIL_ON)}.")
+    seed = _pick(flags, "seed", run_raw, "seed")
+    seed = None if seed is None else _int(seed, "run.seed", minimum=0)
+
+    plugin_params = {name: dict(_table(raw, name)) for name in plugin_names if name in raw}
+    for name, params in (flags.get("plugin_params") or {}).items():
+        plugin_params[name] = deep_merge(plugin_params.get(name, {}), params)
+
+    return AuditConfig(
+        data=data, model=model, report=report, gates=tuple(gates), plugins=plugins,
+        plugin_params=plugin_params, gate_policy=gate_policy, fail_on=fail_on, seed=seed,
+        source=source,
+    )
+
+
+def parse_gate(expression: str) -> GateSpec:
+    """Parse ``plugin.metric<=0.05`` (operators <=, <, >=, >)."""
+    m = _GATE_RE.match(expression or "")
+    if not m:
+        raise ConfigError(
+            f"Gate '{expression}' is not of the form PLUGIN.METRIC OP NUMBER "
+            f"(e.g. 'fairness.fnr_gap<=0.05'; operators {' '.join(OPERATORS)})."
+        )
+    plugin, metric, op, number = m.groups()
+    return GateSpec(plugin, metric, op, _threshold(number, f"gate '{expression}'"))
+
+
+def parse_gate_table(table: Any, index: int) -> GateSpec:
+    where = f"gates[{index}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table with metric, op and threshold.")
+    _check_keys(table, {"metric", "op", "threshold"}, where)
+    for key in ("metric", "op", "threshold"):
+        if key not in table:
+            raise ConfigError(f"{where}: missing key '{key}' (expected metric, op and threshold).")
+    metric = _str(table["metric"], f"{where}.metric")
+    if "." not in metric:
+        raise ConfigError(f"{where}.metric: '{metric}' must be PLUGIN.METRIC, e.g. 'fairness.fnr_gap'.")
+    op = _str(table["op"], f"{where}.op")
+    if op not in OPERATORS:
+        raise ConfigError(f"{where}.op: '{op}' is not one of {' '.join(OPERATORS)}.")
+    plugin, name = metric.split(".", 1)
+    return GateSpec(plugin, name, op, _threshold(table["threshold"], f"{where}.threshold"))
+
+
+def parse_threshold_value(value: Any, where: str) -> float:
+    """A threshold/probability cut-off in [0, 1] (used for --threshold)."""
+    x = _threshold(value, where)
+    if not 0.0 <= x <= 1.0:
+        raise ConfigError(f"{where}: {x:g} is outside [0, 1]; a score threshold is a probability.")
+    return x
+
+
+def _threshold(value: Any, where: str) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a number, got {value!r}.")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: '{value}' is not a number; expected e.g. 0.05.") from None
+    if not math.isfinite(x):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}.")
+    return x
+
+
+def _bins(raw: Any) -> tuple[BinSpec, ...]:
+    if not isinstance(raw, dict):
+        raise ConfigError("data.bins: expected a table of [data.bins.COLUMN] tables with edges.")
+    specs = []
+    for column, spec in raw.items():
+        where = f"data.bins.{column}"
+        if isinstance(spec, list):
+            spec = {"edges": spec}
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where}: expected a table with 'edges' (and optional 'name', 'labels').")
+        _check_keys(spec, {"edges", "name", "labels"}, where)
+        edges = spec.get("edges")
+        if not isinstance(edges, list) or len(edges) < 2:
+            raise ConfigError(f"{where}.edges: expected a list of at least two increasing numbers.")
+        edges = tuple(_threshold(e, f"{where}.edges") for e in edges)
+        if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+            raise ConfigError(f"{where}.edges: {list(edges)} must be strictly increasing.")
+        labels = spec.get("labels")
+        if labels is None:
+            labels = tuple(f"{a:g}-{b:g}" for a, b in zip(edges, edges[1:], strict=False))
+        else:
+            labels = _strs(labels, f"{where}.labels")
+            if len(labels) != len(edges) - 1:
+                raise ConfigError(
+                    f"{where}.labels: {len(labels)} labels for {len(edges) - 1} bins; give one label per bin."
+                )
+        name = _str(spec.get("name", f"{column}_band"), f"{where}.name")
+        specs.append(BinSpec(column=column, name=name, edges=edges, labels=tuple(labels)))
+    return tuple(specs)
+
+
+def _check_overlaps(data: DataConfig) -> None:
+    if data.id and data.id in data.features:
+        raise ConfigError(
+            f"data.features includes the identifier column '{data.id}'; identifiers must not be model inputs."
+        )
+    both = set(data.label) & set(data.score)
+    if both:
+        raise ConfigError(f"Columns {sorted(both)} are both label and score; they must differ.")
+
+
+def _gate_list(value: Any) -> list:
+    if isinstance(value, dict):
+        return [value]
+    if not isinstance(value, list):
+        raise ConfigError("gates: expected [[gates]] tables with metric, op and threshold.")
+    return value
+
+
+def _table(raw: dict, key: str) -> dict:
+    value = raw.get(key, {})
+    if key == "gates":
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(f"'{key}' must be a table ([{key}]), got {type(value).__name__}.")
+    return value
+
+
+def _check_keys(section: dict, valid: set[str], where: str) -> None:
+    for key in section:
+        if key not in valid:
+            raise ConfigError(f"Unknown key '{where}.{key}'. Valid keys: {', '.join(sorted(valid))}.")
+
+
+def _pick(flags: dict, flag_key: str, section: dict, key: str, default: Any = None) -> Any:
+    if flags.get(flag_key) not in (None, [], ()):
+        return flags[flag_key]
+    return section.get(key, default)
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: expected a non-empty string, got {value!r}.")
+    return value
+
+
+def _opt_str(value: Any, where: str) -> str | None:
+    return None if value is None else _str(value, where)
+
+
+def _strs(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}: expected a string or a list of strings, got {value!r}.")
+    return tuple(value)
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}.")
+    return value
+
+
+def _int(value: Any, where: str, minimum: int | None = None) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}.")
+    try:
+        x = int(value)
+        if isinstance(value, float) and x != value:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}.") from None
+    if minimum is not None and x < minimum:
+        raise ConfigError(f"{where}: expected an integer >= {minimum}, got {x}.")
+    return x
+
+
+def _looks_like_path(spec: str) -> bool:
+    """A model spec is a file path unless it is a ``package.module:function`` callable."""
+    return not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", spec)
+
+
+def with_overrides(config: AuditConfig, **changes: Any) -> AuditConfig:
+    """A copy with top-level fields replaced (used by tests and the Python API)."""
+    return replace(config, **changes)

@@ -1,0 +1,154 @@
+"""Run an audit: validate, load, predict once, run each plugin, evaluate gates, record provenance."""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+from typing import Any
+
+from audit import __version__
+from audit.core import provenance as prov
+from audit.core.config import AuditConfig
+from audit.core.context import AuditContext
+from audit.core.gates import evaluate_gate, exit_code, validate_gates
+from audit.core.results import AuditResult, PluginResult, Status, worst_status
+from audit.errors import AuditError, ConfigError
+from audit.io.tables import Dataset, load_dataset
+from audit.plugins.base import AuditPlugin, discover_plugins, make_params
+
+
+def select_plugins(config: AuditConfig, available: dict[str, type[AuditPlugin]] | None = None) -> list[AuditPlugin]:
+    """Instantiate the configured plugins with validated parameters (before any data is read)."""
+    available = discover_plugins() if available is None else available
+    names = list(config.plugins) if config.plugins else sorted(available)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ConfigError(
+            f"Unknown plugin{'s' if len(unknown) > 1 else ''} {', '.join(repr(n) for n in unknown)}. "
+            f"Installed: {', '.join(sorted(available))} (see `future-audit plugins`)."
+        )
+    for name in config.plugin_params:
+        if name not in available:
+            raise ConfigError(f"Config section [{name}] names no installed plugin.")
+    plugins = [available[n](make_params(available[n], config.plugin_params.get(n, {}))) for n in names]
+    validate_gates(config.gates, {p.name: p.metrics for p in plugins})
+    return plugins
+
+
+def load_inputs(config: AuditConfig) -> tuple[Dataset, Dataset | None, Any]:
+    """Read and validate the data (and reference data), then load the model adapter."""
+    from audit.io.models import load_model
+
+    use_model = config.model.path is not None
+    data = load_dataset(config.data.path, config.data, name="data",
+                        need_features=use_model, need_scores=not use_model)
+    reference = None
+    if config.data.reference is not None:
+        reference = load_dataset(config.data.reference, config.data, name="reference",
+                                 need_features=use_model, need_scores=not use_model)
+    model = load_model(
+        config.model.path,
+        score_columns=() if use_model else config.data.score,
+        trust_model=config.model.trust,
+        trusted_types=config.model.trusted_types,
+    )
+    return data, reference, model
+
+
+def shared_identifiers(data: Dataset, reference: Dataset | None, id_column: str | None) -> int:
+    """How many identifiers appear in both the reference and the test data (leakage)."""
+    if reference is None or not id_column:
+        return 0
+    return len(set(data.frame[id_column]) & set(reference.frame[id_column]))
+
+
+def run_audit(
+    config: AuditConfig,
+    *,
+    available: dict[str, type[AuditPlugin]] | None = None,
+    progress: Any = None,
+    debug: bool = False,
+    cwd: Path | None = None,
+) -> AuditResult:
+    """Run every selected plugin on the configured data and model.
+
+    Raises
+    ------
+    AuditError
+        For bad configuration, data or model (the CLI exits 4). A plugin that raises any
+        other exception becomes an ERROR result instead, unless ``debug`` is set.
+    """
+    started = prov.now()
+    plugins = select_plugins(config, available)
+    data, reference, model = load_inputs(config)
+    ctx = AuditContext(config=config, data=data, reference=reference, model=model, progress=progress)
+    if data.n_dropped:
+        ctx.warn(f"{data.n_dropped} rows of {data.path.name} with missing label/score were dropped (--drop-missing).")
+    if reference is not None and reference.n_dropped:
+        ctx.warn(f"{reference.n_dropped} rows of {reference.path.name} with missing label/score were dropped.")
+    shared = shared_identifiers(data, reference, config.data.id)
+    if shared:
+        ctx.warn(
+            f"{shared} identifiers ({config.data.id}) appear in both the reference and the test data: "
+            "the operating point was chosen on patients who are also audited (possible leakage)."
+        )
+    # The model is called once per dataset, here, so bad outputs stop the run before any plugin.
+    ctx.predictions("data")
+    if reference is not None:
+        ctx.predictions("reference")
+
+    results: list[PluginResult] = []
+    for plugin in plugins:
+        try:
+            result = plugin.run(ctx)
+        except AuditError:
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            summary = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            result = PluginResult(
+                plugin=plugin.name, principle=plugin.principle, version=plugin.version,
+                status=Status.ERROR, summary=f"The plugin failed: {summary}", error=summary,
+                warnings=(traceback.format_exception_only(exc)[-1].strip()[:300],),
+                checklist=plugin.checklist,
+            )
+        results.append(result)
+
+    by_name = {r.plugin: r for r in results}
+    gates = tuple(evaluate_gate(g, by_name.get(g.plugin), config.gate_policy) for g in config.gates)
+    statuses = [g.status for g in gates] or [r.status for r in results]
+    provenance = {
+        "tool": {"name": "future-audit", "version": __version__},
+        "started": started,
+        "finished": prov.now(),
+        "seed": config.seed,
+        "data": _dataset_record(data),
+        "reference": None if reference is None else _dataset_record(reference),
+        "model": {"kind": model.kind, "source": _display_source(model), "sha256": model.fingerprint()},
+        "model_calls": ctx.cache.calls,
+        "versions": prov.package_versions(),
+        "environment": prov.environment(),
+        "git": prov.git_state(cwd or Path.cwd()),
+    }
+    resolved = config.to_dict()
+    return AuditResult(
+        plugins=tuple(results),
+        gates=gates,
+        provenance=provenance,
+        config=resolved,
+        data_summary={"rows": data.n_rows, "reference_rows": None if reference is None else reference.n_rows},
+        warnings=tuple(ctx.warnings),
+        status=worst_status(statuses),
+        exit_code=exit_code(gates, tuple(results), config.fail_on),
+    )
+
+
+def _dataset_record(ds: Dataset) -> dict[str, Any]:
+    return {"file": ds.path.name, "path": str(ds.path), "sha256": ds.sha256,
+            "rows_read": ds.n_rows_read, "rows_used": ds.n_rows, "rows_dropped": ds.n_dropped}
+
+
+def _display_source(model) -> str:
+    source = str(model.source)
+    return Path(source).name if "/" in source else source

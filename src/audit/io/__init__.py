@@ -1,0 +1,1 @@
+"""Model adapters and dataset adapters: one small Protocol each."""

@@ -1,0 +1,1 @@
+"""Built-in plugins, one per FUTURE-AI principle, registered under ``audit.plugins``."""

@@ -1,0 +1,247 @@
+"""Per-group metrics, intervals and gap tests for one binary outcome at one threshold.
+
+The computation behind the fairness plugin, free of configuration and reporting:
+
+- confusion-count rates (prevalence, sensitivity, specificity, FNR, FPR, PPV, NPV) with
+  percentile intervals from an exact cluster bootstrap (:func:`audit.stats.bootstrap_counts`:
+  patients are resampled, not rows, when rows repeat per patient);
+- AUROC and Brier score with cluster-robust influence-function (DeLong) intervals on the
+  logit scale;
+- gaps of each group to the best group and to the overall population, signed so that a
+  positive gap means *worse* than the reference, with intervals and two-sided tests
+  (bootstrap test for rates, Wald test for AUROC/Brier).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from audit.stats import (
+    auroc_influence,
+    bootstrap_counts,
+    bootstrap_p_value,
+    brier_influence,
+    cell_codes,
+    defined_fraction,
+    influence_se,
+    percentile_interval,
+    rates_from_counts,
+    wald_interval,
+    wald_p_value,
+)
+
+RATE_METRICS = ("prevalence", "sensitivity", "specificity", "fnr", "fpr", "ppv", "npv")
+SCORE_METRICS = ("auroc", "brier")
+# +1: higher is better (gap = reference - group); -1: lower is better (gap = group - reference).
+DIRECTION = {"sensitivity": 1, "specificity": 1, "ppv": 1, "npv": 1, "auroc": 1,
+             "fnr": -1, "fpr": -1, "brier": -1}
+GAP_METRICS = ("fnr", "fpr", "sensitivity", "specificity", "ppv", "npv", "auroc", "brier")
+# The denominator of each rate: which count a small cell refers to.
+DENOMINATOR = {"prevalence": "n", "sensitivity": "positives", "fnr": "positives",
+               "specificity": "negatives", "fpr": "negatives", "ppv": "pred_pos", "npv": "pred_neg"}
+
+
+@dataclass
+class Estimate:
+    """A point estimate with its interval and (for gaps) test."""
+
+    value: float
+    ci: tuple[float, float] | None
+    method: str
+    p_value: float | None = None
+    reason: str | None = None
+
+
+@dataclass
+class GroupStats:
+    """Everything measured for one group of one grouping."""
+
+    key: tuple[str, ...]
+    counts: dict[str, int]
+    metrics: dict[str, Estimate] = field(default_factory=dict)
+    gap_best: dict[str, Estimate] = field(default_factory=dict)
+    gap_overall: dict[str, Estimate] = field(default_factory=dict)
+
+
+@dataclass
+class GroupingStats:
+    columns: tuple[str, ...]
+    groups: list[GroupStats]
+    overall: GroupStats
+    best: dict[str, tuple[str, ...] | None]
+
+
+def _counts_dict(c: np.ndarray) -> dict[str, int]:
+    tp, fn, fp, tn = (int(x) for x in c)
+    return {"n": tp + fn + fp + tn, "positives": tp + fn, "negatives": fp + tn,
+            "pred_pos": tp + fp, "pred_neg": fn + tn, "tp": tp, "fn": fn, "fp": fp, "tn": tn}
+
+
+def _undefined_reason(metric: str, counts: dict[str, int]) -> str:
+    need = DENOMINATOR.get(metric)
+    if need == "positives":
+        return "no positive cases in this group"
+    if need == "negatives":
+        return "no negative cases in this group"
+    if need == "pred_pos":
+        return "no positive predictions in this group"
+    if need == "pred_neg":
+        return "no negative predictions in this group"
+    return "undefined"
+
+
+def _rate_estimate(point: float, samples: np.ndarray, level: float, method: str, reason: str) -> Estimate:
+    if not np.isfinite(point):
+        return Estimate(float("nan"), None, method, reason=reason)
+    lo, hi = percentile_interval(samples, level=level)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        frac = float(defined_fraction(samples))
+        return Estimate(point, None, method,
+                        reason=f"interval undefined: only {frac:.0%} of bootstrap replicates define it")
+    return Estimate(point, (float(lo), float(hi)), method)
+
+
+def _gap_estimate(diff_point: float, diff_samples: np.ndarray, level: float, method: str) -> Estimate:
+    if not np.isfinite(diff_point):
+        return Estimate(float("nan"), None, method, reason="undefined for this group or the reference")
+    lo, hi = percentile_interval(diff_samples, level=level)
+    p = float(bootstrap_p_value(diff_samples))
+    ci = (float(lo), float(hi)) if np.isfinite(lo) and np.isfinite(hi) else None
+    return Estimate(diff_point, ci, method, p_value=p if np.isfinite(p) else None,
+                    reason=None if ci else "too few bootstrap replicates define the gap")
+
+
+def _score_estimate(y, s, clusters, level, what):
+    fn = auroc_influence if what == "auroc" else brier_influence
+    if len(y) == 0:
+        return float("nan"), None, "no cases in this group"
+    value, psi = fn(y, s)
+    if psi is None or not np.isfinite(value):
+        return float("nan"), None, "only one class in this group (AUROC needs cases and controls)"
+    return value, psi, None
+
+
+def analyse_grouping(
+    columns: tuple[str, ...],
+    group_codes: np.ndarray,
+    group_keys: list[tuple[str, ...]],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    y_score: np.ndarray | None,
+    clusters: np.ndarray | None,
+    *,
+    n_boot: int,
+    level: float,
+    rng: np.random.Generator,
+    eligible_for_best: np.ndarray | None = None,
+    boot_method: str,
+    score_method: str,
+) -> GroupingStats:
+    """Measure every group of one grouping (e.g. sex, or sex × age band).
+
+    Parameters
+    ----------
+    group_codes : int array, one per row, in [0, len(group_keys)).
+    eligible_for_best : bool array per group; the best group is chosen among eligible groups
+        with a defined value (all groups if none is eligible).
+    """
+    n_groups = len(group_keys)
+    cells = cell_codes(y_true, y_pred)
+    codes = group_codes.astype(np.int64) * 4 + cells
+    observed = np.bincount(codes, minlength=n_groups * 4).reshape(n_groups, 4)
+    boot = bootstrap_counts(codes, n_groups * 4, clusters=clusters, n_boot=n_boot,
+                            random_state=rng).reshape(n_boot, n_groups, 4)
+    obs_rates = rates_from_counts(observed)
+    boot_rates = rates_from_counts(boot)
+    overall_obs = rates_from_counts(observed.sum(axis=0))
+    overall_boot = rates_from_counts(boot.sum(axis=1))
+
+    groups = [GroupStats(key=group_keys[g], counts=_counts_dict(observed[g])) for g in range(n_groups)]
+    overall = GroupStats(key=(), counts=_counts_dict(observed.sum(axis=0)))
+    for m in RATE_METRICS:
+        overall.metrics[m] = _rate_estimate(float(overall_obs[m]), overall_boot[m], level, boot_method,
+                                            _undefined_reason(m, overall.counts))
+        for g, gs in enumerate(groups):
+            gs.metrics[m] = _rate_estimate(float(obs_rates[m][g]), boot_rates[m][:, g], level, boot_method,
+                                           _undefined_reason(m, gs.counts))
+
+    # AUROC and Brier: influence functions, zero-padded to all rows so differences of
+    # groups (or group vs overall) share clusters correctly.
+    psis: dict[str, dict[object, np.ndarray | None]] = {m: {} for m in SCORE_METRICS}
+    if y_score is not None:
+        index = [np.flatnonzero(group_codes == g) for g in range(n_groups)]
+        for m in SCORE_METRICS:
+            value, psi, reason = _score_estimate(y_true, y_score, clusters, level, m)
+            overall.metrics[m] = _score_interval(value, psi, clusters, level, score_method, reason, m)
+            psis[m]["overall"] = psi
+            for g, gs in enumerate(groups):
+                idx = index[g]
+                value, psi, reason = _score_estimate(y_true[idx], y_score[idx], None, level, m)
+                full = None
+                if psi is not None:
+                    full = np.zeros(len(y_true))
+                    full[idx] = psi
+                psis[m][g] = full
+                gs.metrics[m] = _score_interval(value, full, clusters, level, score_method, reason, m)
+
+    eligible = np.ones(n_groups, bool) if eligible_for_best is None else np.asarray(eligible_for_best, bool)
+    best: dict[str, tuple[str, ...] | None] = {}
+    for m in GAP_METRICS:
+        if m not in overall.metrics:
+            continue
+        values = np.array([gs.metrics[m].value for gs in groups], float)
+        sign = DIRECTION[m]
+        b = _best_index(values, sign, eligible)
+        best[m] = None if b is None else groups[b].key
+        for g, gs in enumerate(groups):
+            if m in RATE_METRICS:
+                diff_o = sign * (overall_obs[m] - obs_rates[m][g])
+                samples_o = sign * (overall_boot[m] - boot_rates[m][:, g])
+                gs.gap_overall[m] = _gap_estimate(float(diff_o), samples_o, level, boot_method)
+                if b is not None and g != b:
+                    diff_b = sign * (obs_rates[m][b] - obs_rates[m][g])
+                    samples_b = sign * (boot_rates[m][:, b] - boot_rates[m][:, g])
+                    gs.gap_best[m] = _gap_estimate(float(diff_b), samples_b, level, boot_method)
+            else:
+                gs.gap_overall[m] = _score_gap(overall.metrics[m].value, gs.metrics[m].value,
+                                               psis[m].get("overall"), psis[m].get(g), sign, clusters, level)
+                if b is not None and g != b:
+                    gs.gap_best[m] = _score_gap(groups[b].metrics[m].value, gs.metrics[m].value,
+                                                psis[m].get(b), psis[m].get(g), sign, clusters, level)
+    return GroupingStats(columns=columns, groups=groups, overall=overall, best=best)
+
+
+def _best_index(values: np.ndarray, sign: int, eligible: np.ndarray) -> int | None:
+    defined = np.isfinite(values)
+    pool = defined & eligible
+    if not pool.any():
+        pool = defined
+    if not pool.any():
+        return None
+    masked = np.where(pool, sign * values, -np.inf)
+    return int(np.argmax(masked))
+
+
+def _score_interval(value, psi, clusters, level, method, reason, metric) -> Estimate:
+    if psi is None or not np.isfinite(value):
+        return Estimate(float("nan"), None, method, reason=reason)
+    se = influence_se(psi, clusters)
+    lo, hi = wald_interval(value, se, level=level, transform="logit" if metric == "auroc" else None)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return Estimate(value, None, method, reason="interval undefined (estimate at the boundary 0 or 1)")
+    if metric == "brier":  # a Brier score is never negative
+        lo = max(lo, 0.0)
+    return Estimate(value, (float(lo), float(hi)), method)
+
+
+def _score_gap(ref_value, value, psi_ref, psi_g, sign, clusters, level) -> Estimate:
+    method = "Wald interval and test, cluster-robust influence functions (DeLong for AUROC)"
+    if psi_ref is None or psi_g is None or not (np.isfinite(ref_value) and np.isfinite(value)):
+        return Estimate(float("nan"), None, method, reason="undefined for this group or the reference")
+    diff = sign * (ref_value - value)
+    se = influence_se(psi_ref - psi_g, clusters)
+    lo, hi = wald_interval(diff, se, level=level)
+    p = float(wald_p_value(diff, se))
+    return Estimate(float(diff), (float(lo), float(hi)), method, p_value=p if np.isfinite(p) else None)

@@ -1,0 +1,213 @@
+"""Report-wide pieces shared by the HTML and Markdown renderers: header facts, gates,
+findings, methods, warnings and generic nested trees (provenance, settings, config)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from audit.core.results import AuditResult, Finding, GateResult, PluginResult
+from audit.report.formatting import (
+    check_text,
+    fmt_number,
+    group_label,
+    min_cell,
+    scalar_text,
+)
+from audit.report.view import status_symbol
+
+FINISHED_KEYS = ("finished_at", "ended_at", "end_time", "finished")
+STARTED_KEYS = ("started_at", "start_time", "started")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+# settings key (and aliases) → plain-language name, for the "Methods" summary.
+METHOD_KEYS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("threshold",), "Decision threshold"),
+    (("threshold_method", "threshold_source", "threshold_rule"), "How the threshold was chosen"),
+    (("ci_method", "ci_methods", "interval_method", "interval_methods"), "Confidence intervals"),
+    (("level", "ci_level", "confidence_level"), "Confidence level"),
+    (("test", "gap_test"), "Test for gaps"),
+    (("correction", "multiplicity", "p_adjust", "multiple_testing"), "Multiplicity correction"),
+    (("n_bootstrap", "bootstrap_replicates", "n_resamples"), "Bootstrap replicates"),
+    (("random_state", "seed"), "Random seed"),
+    (("min_group_size", "min_n"), "Minimum group size"),
+    (("min_positives",), "Minimum positives per group"),
+    (("min_negatives",), "Minimum negatives per group"),
+)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A nested value for generic rendering: map, list or scalar."""
+
+    kind: str
+    text: str = ""
+    entries: tuple = ()
+
+
+@dataclass(frozen=True)
+class FileRef:
+    name: str
+    sha256: str | None
+
+    @property
+    def short(self) -> str:
+        return self.sha256[:12] if self.sha256 else ""
+
+
+@dataclass(frozen=True)
+class FindingView:
+    status: str
+    symbol: str
+    title: str
+    message: str
+    metric: str
+    group: str
+    threshold: str
+    checklist: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CheckView:
+    group: str
+    label: str
+    reference: str
+    value: str
+    status: str
+    symbol: str
+    suppressed: bool
+
+
+@dataclass(frozen=True)
+class GateView:
+    expression: str
+    status: str
+    symbol: str
+    policy: str
+    message: str
+    checks: tuple[CheckView, ...]
+
+
+def tree(value: Any) -> Node:
+    if isinstance(value, Mapping):
+        if not value:
+            return Node("scalar", "—")
+        return Node("map", entries=tuple((str(k), tree(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        if all(not isinstance(v, Mapping | list | tuple) for v in value):
+            return Node("scalar", ", ".join(scalar_text(v) for v in value) or "—")
+        return Node("list", entries=tuple(tree(v) for v in value))
+    return Node("scalar", scalar_text(value))
+
+
+def first_value(mapping: Mapping, keys: tuple[str, ...]) -> Any:
+    return next((mapping[k] for k in keys if k in mapping and mapping[k] is not None), None)
+
+
+def file_refs(entry: Any, role: str | None = None) -> list[FileRef]:
+    """Files named in a provenance entry: ``{"path", "sha256"}``, a list of those, or a
+    mapping of role → such an entry (or → a sha256 string)."""
+    if entry is None:
+        return []
+    if isinstance(entry, str):
+        if role is not None and _SHA256.match(entry):
+            return [FileRef(role, entry)]
+        return [FileRef(entry, None)]
+    if isinstance(entry, list | tuple):
+        return [f for e in entry for f in file_refs(e, role)]
+    if isinstance(entry, Mapping):
+        name = first_value(entry, ("path", "name", "file", "uri"))
+        sha = entry.get("sha256")
+        if name is not None or isinstance(sha, str):
+            return [FileRef(str(name if name is not None else role), sha if isinstance(sha, str) else None)]
+        return [f for k, v in entry.items() for f in file_refs(v, str(k))]
+    return []
+
+
+def header(result: AuditResult) -> dict[str, Any]:
+    prov = result.provenance
+    report = result.config.get("report") or {}
+    title = report.get("title") if isinstance(report, Mapping) else None
+    return {
+        "title": str(title) if title else "Model audit report",
+        "finished_at": scalar_text(first_value(prov, FINISHED_KEYS)),
+        "started_at": scalar_text(first_value(prov, STARTED_KEYS)),
+        "data_files": file_refs(first_value(prov, ("data", "datasets"))),
+        "model_files": file_refs(prov.get("model")),
+        "status": str(result.status),
+        "symbol": status_symbol(result.status),
+        "exit_code": result.exit_code,
+        "min_cell": min_cell(result),
+        "fail_on": ", ".join(fail_on(result)),
+    }
+
+
+def fail_on(result: AuditResult) -> list[str]:
+    """Statuses that make the audit exit 1 (``config["fail_on"]``, default FAIL)."""
+    value = result.config.get("fail_on", ["FAIL"])
+    if isinstance(value, str):
+        value = [value]
+    return [str(v).upper() for v in value]
+
+
+def finding_view(f: Finding) -> FindingView:
+    threshold = ""
+    if f.threshold is not None:
+        metric_id = f.metric.rsplit(".", 1)[-1] if f.metric else None
+        threshold = fmt_number(metric_id, f.threshold) if metric_id else f"{f.threshold:g}"
+    return FindingView(
+        status=str(f.status),
+        symbol=status_symbol(f.status),
+        title=f.title,
+        message=f.message,
+        metric=f.metric or "",
+        group=group_label(f.group) if f.group is not None else "",
+        threshold=threshold,
+        checklist=f.checklist,
+    )
+
+
+def gate_view(g: GateResult, limit: int) -> GateView:
+    metric_id = g.metric.rsplit(".", 1)[-1]
+    checks = tuple(
+        CheckView(
+            group=group_label(c.group),
+            label=c.label or "",
+            reference=c.reference or "",
+            value=check_text(metric_id, c.value, c.ci, c.suppressed, limit),
+            status=str(c.status),
+            symbol=status_symbol(c.status),
+            suppressed=c.suppressed,
+        )
+        for c in g.checks
+    )
+    return GateView(
+        expression=g.expression,
+        status=str(g.status),
+        symbol=status_symbol(g.status),
+        policy=g.policy,
+        message=g.message,
+        checks=checks,
+    )
+
+
+def methods(plugin: PluginResult) -> list[tuple[str, Node]]:
+    """The settings a reader needs to judge the statistics, under plain names."""
+    out = []
+    for keys, name in METHOD_KEYS:
+        value = first_value(plugin.settings, keys)
+        if value is None:
+            continue
+        if keys[0] == "level" and isinstance(value, int | float) and 0 < value < 1:
+            out.append((name, Node("scalar", f"{value * 100:g}%")))
+        else:
+            out.append((name, tree(value)))
+    return out
+
+
+def all_warnings(result: AuditResult) -> list[tuple[str, str]]:
+    items = [("audit", w) for w in result.warnings]
+    items += [(p.plugin, w) for p in result.plugins for w in p.warnings]
+    return items

@@ -1,0 +1,86 @@
+"""Forest plots as self-contained SVG data URIs.
+
+Built on :class:`matplotlib.figure.Figure` directly (no pyplot): no global figure registry to
+leak, no GUI backend, nothing to close. The SVG is deterministic (fixed hash salt, no date) so
+re-rendering a report from results.json gives the same bytes, and text is drawn as paths so
+the file needs no fonts.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import warnings
+
+from audit.report.formatting import display_name, is_rate
+from audit.report.view import ForestData
+
+# Okabe–Ito, safe for the common colour-vision deficiencies.
+BLUE = "#0072B2"
+VERMILLION = "#D55E00"
+GREY = "#999999"
+
+_RC = {
+    "svg.hashsalt": "future-audit",
+    "svg.fonttype": "path",
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+}
+_MAX_LABEL = 40
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= _MAX_LABEL else label[: _MAX_LABEL - 1] + "…"
+
+
+def forest_svg(data: ForestData) -> str | None:
+    """A forest plot of one metric by group: point, interval whiskers, overall line.
+
+    Returns the SVG text, or None when no group has a value to plot.
+    """
+    points = data.points
+    if not points:
+        return None
+    # Imported here: only reports with figures pay matplotlib's import time.
+    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    rate = is_rate(data.metric_id)
+    height = 0.9 + 0.28 * len(points)
+    with matplotlib.rc_context(_RC), warnings.catch_warnings():
+        # Group names in scripts DejaVu Sans lacks are drawn as boxes; the table has the text.
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig = Figure(figsize=(6.4, height), layout="constrained")
+        ax = fig.add_subplot()
+        ys = list(range(len(points)))[::-1]
+        for y, p in zip(ys, points, strict=True):
+            if p.ci is not None:
+                ax.hlines(y, p.ci[0], p.ci[1], color=BLUE, linewidth=1.6)
+            ax.plot(
+                [p.value],
+                [y],
+                marker="o",
+                markersize=6,
+                color=BLUE,
+                markerfacecolor="white" if p.under_powered else BLUE,
+                linestyle="none",
+            )
+        if data.overall is not None:
+            ax.axvline(data.overall, color=VERMILLION, linestyle="--", linewidth=1.2)
+        ax.set_yticks(ys, [_short(p.label) for p in points], parse_math=False)
+        ax.set_ylim(-0.7, len(points) - 0.3)
+        if rate:
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v * 100:.0f}%"))
+        ax.set_xlabel(display_name(data.metric_id), parse_math=False)
+        ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+        ax.set_axisbelow(True)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    return buf.getvalue()
+
+
+def svg_data_uri(svg: str) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")

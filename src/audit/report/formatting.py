@@ -1,0 +1,180 @@
+"""How numbers, intervals, groups and suppressed cells are written in every human-readable report.
+
+One place decides, so HTML, Markdown and JUnit say the same thing: rates as percentages with
+one decimal, gaps of rates in percentage points, scores (AUROC, Brier, ...) with three
+decimals, counts as integers. An undefined value is written ``undefined (reason)``, never 0.
+A suppressed cell is written ``suppressed (< min_cell)`` and nothing else of it is shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from audit.core.results import AuditResult, Metric
+
+DEFAULT_MIN_CELL = 10
+
+# Metric ids whose values are proportions in [0, 1]; any id ending in "_rate" is one too.
+RATE_IDS = frozenset(
+    {
+        "prevalence",
+        "sensitivity",
+        "specificity",
+        "fnr",
+        "fpr",
+        "tpr",
+        "tnr",
+        "ppv",
+        "npv",
+        "fdr",
+        "for",
+        "accuracy",
+        "balanced_accuracy",
+    }
+)
+COUNT_IDS = frozenset({"n", "positives", "negatives", "tp", "fp", "tn", "fn"})
+GAP_SUFFIXES = ("_gap_overall", "_gap")
+
+DISPLAY_NAMES = {
+    "n": "n",
+    "positives": "Positives",
+    "negatives": "Negatives",
+    "prevalence": "Prevalence",
+    "sensitivity": "Sensitivity",
+    "specificity": "Specificity",
+    "fnr": "FNR",
+    "fpr": "FPR",
+    "tpr": "TPR",
+    "tnr": "TNR",
+    "ppv": "PPV",
+    "npv": "NPV",
+    "auroc": "AUROC",
+    "brier": "Brier",
+    "ece": "ECE",
+    "underdiagnosis_rate": "Underdiagnosis rate",
+    "accuracy": "Accuracy",
+    "balanced_accuracy": "Balanced accuracy",
+}
+
+DASH = "—"
+
+
+def min_cell(result: AuditResult) -> int:
+    """The small-cell threshold from ``config["report"]["min_cell"]`` (default 10)."""
+    report = result.config.get("report") or {}
+    value = report.get("min_cell", DEFAULT_MIN_CELL) if isinstance(report, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else DEFAULT_MIN_CELL
+
+
+def suppressed_text(limit: int) -> str:
+    return f"suppressed (< {limit})"
+
+
+def base_id(metric_id: str) -> str:
+    """``fnr_gap_overall`` → ``fnr``; ids that are not gaps are returned unchanged."""
+    for suffix in GAP_SUFFIXES:
+        if metric_id.endswith(suffix) and len(metric_id) > len(suffix):
+            return metric_id[: -len(suffix)]
+    return metric_id
+
+
+def is_gap(metric: Metric) -> bool:
+    """A gap compares a group with the best group or with the overall value."""
+    return metric.reference is not None or base_id(metric.id) != metric.id
+
+
+def is_rate(metric_id: str) -> bool:
+    return metric_id in RATE_IDS or metric_id.endswith("_rate")
+
+
+def is_count(metric_id: str) -> bool:
+    return metric_id in COUNT_IDS
+
+
+def display_name(metric_id: str) -> str:
+    """Column header of a metric id: ``fnr`` → ``FNR``, ``fnr_gap`` → ``FNR gap``."""
+    base = base_id(metric_id)
+    if base != metric_id:
+        return f"{DISPLAY_NAMES.get(base, base)} gap"
+    return DISPLAY_NAMES.get(metric_id, metric_id)
+
+
+def group_label(group: dict[str, str] | None) -> str:
+    """Same text as :attr:`Metric.group_label`, for findings, gate checks and references."""
+    if not group:
+        return "overall"
+    return ", ".join(f"{k}={v}" for k, v in group.items())
+
+
+def fmt_number(metric_id: str, value: float | None) -> str:
+    """One number of this metric, without interval."""
+    if value is None:
+        return "undefined"
+    base = base_id(metric_id)
+    gap = base != metric_id
+    if is_count(metric_id):
+        return f"{value:,.0f}"
+    if is_rate(base):
+        return f"{value * 100:+.1f} pp" if gap else f"{value * 100:.1f}%"
+    return f"{value:+.3f}" if gap else f"{value:.3f}"
+
+
+def fmt_interval(metric_id: str, ci: tuple[float, float] | None) -> str:
+    """``(10.1%–14.6%)`` for values, ``(+1.2 to +8.8 pp)`` for gaps (signs need a word)."""
+    if ci is None:
+        return ""
+    lo, hi = ci
+    base = base_id(metric_id)
+    if base != metric_id:
+        if is_rate(base):
+            return f"({lo * 100:+.1f} to {hi * 100:+.1f} pp)"
+        return f"({lo:+.3f} to {hi:+.3f})"
+    return f"({fmt_number(metric_id, lo)}–{fmt_number(metric_id, hi)})"
+
+
+def fmt_p(p: float | None) -> str:
+    if p is None:
+        return DASH
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def metric_parts(metric: Metric, limit: int) -> tuple[str, str]:
+    """(value, interval): ``("12.3%", "(10.1%–14.6%)")``; the interval may be empty."""
+    if metric.suppressed:
+        return suppressed_text(limit), ""
+    if metric.value is None:
+        return (f"undefined ({metric.reason})" if metric.reason else "undefined"), ""
+    return fmt_number(metric.id, metric.value), fmt_interval(metric.id, metric.ci)
+
+
+def metric_text(metric: Metric, limit: int) -> str:
+    """``12.3% (10.1%–14.6%)``, ``undefined (no positives)`` or ``suppressed (< 10)``."""
+    return " ".join(part for part in metric_parts(metric, limit) if part)
+
+
+def check_text(metric_id: str, value: float | None, ci, suppressed: bool, limit: int) -> str:
+    """A gate check's value, with the same rules as a metric."""
+    if suppressed:
+        return suppressed_text(limit)
+    if value is None:
+        return "undefined"
+    interval = fmt_interval(metric_id, ci)
+    number = fmt_number(metric_id, value)
+    return f"{number} {interval}" if interval else number
+
+
+def flag_texts(metric: Metric) -> list[str]:
+    """``under_powered (only 12 positives)``; a suppressed metric shows its flags, no reason."""
+    reason = None
+    if metric.value is not None and metric.reason and not metric.suppressed:
+        reason = metric.reason
+    return [f"{flag} ({reason})" if reason else flag for flag in metric.flags]
+
+
+def scalar_text(value: Any) -> str:
+    """A settings / provenance leaf as text."""
+    if value is None:
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

@@ -1,0 +1,139 @@
+"""Writing reports to disk, and reading results.json back."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from audit.core.results import SCHEMA_VERSION, AuditResult
+from audit.errors import ConfigError, InputError
+from audit.report.html import render_html
+from audit.report.junit import render_junit
+from audit.report.markdown import render_markdown
+
+FILE_NAMES = {
+    "html": "report.html",
+    "json": "results.json",
+    "junit": "junit.xml",
+    "md": "summary.md",
+}
+FORMATS = tuple(FILE_NAMES)
+
+
+def render_json(result: AuditResult) -> str:
+    """The results.json contract: ``result.to_json()`` (schema in ``audit/schema``)."""
+    return result.to_json()
+
+
+RENDERERS: dict[str, Callable[[AuditResult], str]] = {
+    "html": render_html,
+    "json": render_json,
+    "junit": render_junit,
+    "md": render_markdown,
+}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    # Same folder, so os.replace is a rename on one file system; O_EXCL + 0o666 gives a
+    # fresh file with the user's umask (tempfile would make it 0600).
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_reports(result: AuditResult, out_dir: str | os.PathLike, formats: Iterable[str]) -> dict[str, Path]:
+    """Render the requested formats and write them into ``out_dir``.
+
+    Every format is rendered to a string before anything is written, so a renderer that
+    fails leaves nothing behind (not even ``out_dir``). Each file is written atomically: to a
+    temporary file in ``out_dir``, then renamed over the target.
+
+    Parameters
+    ----------
+    result : AuditResult
+        The audit to report.
+    out_dir : path
+        Folder for the reports; created (with parents) if missing.
+    formats : iterable of str
+        Any of ``"html"`` (report.html), ``"json"`` (results.json), ``"junit"`` (junit.xml)
+        and ``"md"`` (summary.md).
+
+    Returns
+    -------
+    dict of str to Path
+        Format → path of the file written, in the order requested.
+
+    Raises
+    ------
+    ConfigError
+        A format is not one of the above.
+    """
+    wanted = list(dict.fromkeys(str(f).strip().lower() for f in formats))
+    unknown = [f for f in wanted if f not in FILE_NAMES]
+    if unknown:
+        raise ConfigError(
+            f"Unknown report format(s) {', '.join(map(repr, unknown))} in report.formats; "
+            f"expected any of: {', '.join(FORMATS)}."
+        )
+    texts = {fmt: RENDERERS[fmt](result) for fmt in wanted}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for fmt, text in texts.items():
+        path = out / FILE_NAMES[fmt]
+        _atomic_write(path, text)
+        written[fmt] = path
+    return written
+
+
+def load_result(path: str | os.PathLike) -> AuditResult:
+    """Read a results.json written by :func:`write_reports` (or ``AuditResult.to_json``).
+
+    Raises
+    ------
+    InputError
+        The file is missing or unreadable, is not JSON, or is not a future-audit results
+        file (of a compatible schema version); the message names the file.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"Results file {str(p)!r} not found. Pass the results.json of an audit run.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise InputError(f"Results file {str(p)!r} cannot be read ({reason}).") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"Results file {str(p)!r} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+            f"{exc.msg}). Expected a results.json written by future-audit."
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("plugins"), list):
+        raise InputError(
+            f"{str(p)!r} is not a future-audit results file: expected a JSON object with a "
+            "'plugins' list (a results.json written by future-audit)."
+        )
+    version = str(data.get("schema_version", ""))
+    if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+        raise InputError(
+            f"{str(p)!r} has results schema version {version or 'missing'!r}; this future-audit "
+            f"reads version {SCHEMA_VERSION.split('.')[0]}.x. Re-run the audit with this version."
+        )
+    try:
+        return AuditResult.from_dict(data)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{str(p)!r} is not a valid future-audit results file ({first_line}).") from None

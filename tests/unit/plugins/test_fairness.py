@@ -1,0 +1,230 @@
+"""The fairness plugin: every number against sklearn, fairlearn or a hand computation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import MetricFrame, false_negative_rate, false_positive_rate
+from sklearn import metrics as skm
+
+from audit.core.config import build_config
+from audit.core.results import Status
+from audit.core.runner import run_audit
+from audit.errors import ConfigError
+
+
+def audit_frame(frame, path, *, label="y", score="p", sensitive=("sex",), fairness=None, id=None, gates=(),
+                data_extra=None, reference=None):
+    frame.to_csv(path, index=False)
+    data = {"path": str(path), "label": label, "score": score, "sensitive": list(sensitive)}
+    if id:
+        data["id"] = id
+    if reference is not None:
+        ref_path = Path(path).with_name("reference.csv")
+        reference.to_csv(ref_path, index=False)
+        data["reference"] = str(ref_path)
+    data.update(data_extra or {})
+    raw = {"data": data, "fairness": {"bootstrap": 400, "seed": 1, **(fairness or {})}}
+    cfg = build_config(raw, base_dir=Path(path).parent, plugin_names=("fairness",), flags={"gates": list(gates)})
+    return run_audit(cfg)
+
+
+def value(result, metric_id, group=None, label=None, reference=None):
+    found = [m for m in result.plugin("fairness").metrics
+             if m.id == metric_id and m.group == group and m.label == label and m.reference == reference]
+    assert len(found) == 1, (metric_id, group, found)
+    return found[0]
+
+
+def test_hand_computed_metrics(tmp_path):
+    # Group F: y=[1,1,1,0,0], p=[.9,.6,.2,.7,.1] at 0.5 -> TP=2 FN=1 FP=1 TN=1
+    # Group M: y=[1,0,0,0],   p=[.8,.3,.4,.6]   at 0.5 -> TP=1 FN=0 FP=1 TN=2
+    frame = pd.DataFrame({
+        "sex": list("FFFFF") + list("MMMM"),
+        "y": [1, 1, 1, 0, 0, 1, 0, 0, 0],
+        "p": [0.9, 0.6, 0.2, 0.7, 0.1, 0.8, 0.3, 0.4, 0.6],
+    })
+    r = audit_frame(frame, tmp_path / "d.csv", fairness={"threshold": 0.5, "min_group_n": 1, "min_positives": 1})
+    F = {"sex": "F"}
+    assert value(r, "n", F).value == 5
+    assert value(r, "positives", F).value == 3
+    assert value(r, "prevalence", F).value == pytest.approx(3 / 5, abs=1e-15)
+    assert value(r, "sensitivity", F).value == pytest.approx(2 / 3, abs=1e-15)
+    assert value(r, "fnr", F).value == pytest.approx(1 / 3, abs=1e-15)
+    assert value(r, "specificity", F).value == pytest.approx(1 / 2, abs=1e-15)
+    assert value(r, "fpr", F).value == pytest.approx(1 / 2, abs=1e-15)
+    assert value(r, "ppv", F).value == pytest.approx(2 / 3, abs=1e-15)
+    assert value(r, "npv", F).value == pytest.approx(1 / 2, abs=1e-15)
+    # AUROC of F: positives .9 .6 .2 vs negatives .7 .1 -> pairs won: (.9>.7,.9>.1,.6>.1,.2>.1) = 4/6
+    assert value(r, "auroc", F).value == pytest.approx(4 / 6, abs=1e-15)
+    brier_f = np.mean((np.array([0.9, 0.6, 0.2, 0.7, 0.1]) - np.array([1, 1, 1, 0, 0])) ** 2)
+    assert value(r, "brier", F).value == pytest.approx(brier_f, abs=1e-15)
+    M = {"sex": "M"}
+    assert value(r, "fnr", M).value == 0.0
+    assert value(r, "fpr", M).value == pytest.approx(1 / 3, abs=1e-15)
+    # Gaps: positive = worse. FNR best group is M (0); F is 1/3 worse.
+    gap = value(r, "fnr_gap", F, reference="best")
+    assert gap.value == pytest.approx(1 / 3, abs=1e-15)
+    assert gap.reference_group == M
+    overall_fnr = 1 / 4
+    assert value(r, "fnr_gap_overall", F, reference="overall").value == pytest.approx(1 / 3 - overall_fnr, abs=1e-15)
+    # Sensitivity (higher is better): gap of F to the best (M, 1.0) is 1 - 2/3.
+    assert value(r, "sensitivity_gap", F, reference="best").value == pytest.approx(1 / 3, abs=1e-15)
+    assert value(r, "threshold").value == 0.5
+
+
+def test_equals_sklearn_and_fairlearn_on_real_data(tmp_path, example_dir):
+    frame = pd.read_csv(example_dir / "test.csv")
+    r = audit_frame(frame, tmp_path / "d.csv", label="covid", score="p_covid", sensitive=("gender",),
+                    fairness={"threshold": 0.05})
+    y, s = frame["covid"].to_numpy(), frame["p_covid"].to_numpy()
+    pred = (s >= 0.05).astype(int)
+    mf = MetricFrame(
+        metrics={"fnr": false_negative_rate, "fpr": false_positive_rate, "recall": skm.recall_score,
+                 "precision": skm.precision_score},
+        y_true=y, y_pred=pred, sensitive_features=frame["gender"].astype(str),
+    )
+    for g, row in mf.by_group.iterrows():
+        grp = {"gender": str(g)}
+        assert value(r, "fnr", grp).value == pytest.approx(row["fnr"], abs=1e-12)
+        assert value(r, "fpr", grp).value == pytest.approx(row["fpr"], abs=1e-12)
+        assert value(r, "sensitivity", grp).value == pytest.approx(row["recall"], abs=1e-12)
+        assert value(r, "ppv", grp).value == pytest.approx(row["precision"], abs=1e-12)
+        mask = frame["gender"].astype(str).to_numpy() == str(g)
+        assert value(r, "auroc", grp).value == pytest.approx(skm.roc_auc_score(y[mask], s[mask]), abs=1e-12)
+        assert value(r, "brier", grp).value == pytest.approx(skm.brier_score_loss(y[mask], s[mask]), abs=1e-12)
+        tn, fp, fn, tp = skm.confusion_matrix(y[mask], pred[mask], labels=[0, 1]).ravel()
+        assert value(r, "specificity", grp).value == pytest.approx(tn / (tn + fp), abs=1e-12)
+        assert value(r, "npv", grp).value == pytest.approx(tn / (tn + fn), abs=1e-12)
+    assert value(r, "fnr").value == pytest.approx(mf.overall["fnr"], abs=1e-12)
+    assert value(r, "auroc").value == pytest.approx(skm.roc_auc_score(y, s), abs=1e-12)
+
+
+def test_multilabel_underdiagnosis_hand_computed(tmp_path):
+    # Two findings a, b. "No finding" derived: true NF = no positive finding; predicted NF = no
+    # finding predicted (score >= 0.5). Group F rows:
+    #  a b | pa  pb  -> has finding? predicted NF?
+    #  1 0 | .2  .1  -> yes, NF predicted   (underdiagnosed)
+    #  0 1 | .1  .9  -> yes, not NF
+    #  1 1 | .3  .2  -> yes, NF predicted   (underdiagnosed)
+    #  0 0 | .1  .1  -> no finding
+    # -> F: 2 of 3 cases with a finding called "no finding" = 2/3. Group M:
+    #  1 0 | .8  .1  -> yes, not NF
+    #  0 0 | .6  .1  -> no finding, not NF (overdiagnosed)
+    #  0 1 | .1  .2  -> yes, NF predicted
+    # -> M: 1/2; overdiagnosis M = 1/1.
+    frame = pd.DataFrame({
+        "sex": list("FFFF") + list("MMM"),
+        "a": [1, 0, 1, 0, 1, 0, 0], "b": [0, 1, 1, 0, 0, 0, 1],
+        "pa": [.2, .1, .3, .1, .8, .6, .1], "pb": [.1, .9, .2, .1, .1, .1, .2],
+    })
+    r = audit_frame(frame, tmp_path / "d.csv", label=["a", "b"], score=["pa", "pb"],
+                    fairness={"threshold": 0.5, "min_group_n": 1, "min_positives": 1})
+    assert value(r, "underdiagnosis_rate", {"sex": "F"}).value == pytest.approx(2 / 3, abs=1e-15)
+    assert value(r, "underdiagnosis_rate", {"sex": "M"}).value == pytest.approx(1 / 2, abs=1e-15)
+    assert value(r, "overdiagnosis_rate", {"sex": "M"}).value == pytest.approx(1.0)
+    assert value(r, "underdiagnosis_rate").value == pytest.approx(3 / 5, abs=1e-15)
+    # Per-label FNR of finding a in group F: a=1 rows have pa .2 .3 -> both missed.
+    assert value(r, "fnr", {"sex": "F"}, label="a").value == 1.0
+    assert r.plugin("fairness").settings["mode"] == "multi-label"
+
+
+def test_multilabel_with_given_no_finding_label(tmp_path):
+    # NF label given: underdiagnosis = FPR of the NF label = P(pred NF | true NF = 0).
+    frame = pd.DataFrame({
+        "sex": ["F"] * 4 + ["M"] * 4,
+        "nf": [0, 0, 0, 1, 0, 0, 1, 1],
+        "a": [1, 1, 1, 0, 1, 1, 0, 0],
+        "pnf": [.9, .2, .7, .8, .1, .2, .9, .4],
+        "pa": [.5] * 8,
+    })
+    r = audit_frame(frame, tmp_path / "d.csv", label=["nf", "a"], score=["pnf", "pa"],
+                    fairness={"threshold": 0.5, "no_finding_label": "nf", "min_group_n": 1, "min_positives": 1})
+    assert value(r, "underdiagnosis_rate", {"sex": "F"}).value == pytest.approx(2 / 3)
+    assert value(r, "underdiagnosis_rate", {"sex": "M"}).value == 0.0
+
+
+def test_group_without_positives_is_undefined_not_zero(tmp_path, toy_frame):
+    frame = toy_frame.copy()
+    frame.loc[frame["race"] == "asian", "y"] = 0
+    r = audit_frame(frame, tmp_path / "d.csv", sensitive=("race",), fairness={"threshold": 0.5})
+    m = value(r, "fnr", {"race": "asian"})
+    assert m.value is None and "no positive" in m.reason
+    a = value(r, "auroc", {"race": "asian"})
+    assert a.value is None and "one class" in a.reason
+    assert "under_powered" in m.flags
+    finding = next(f for f in r.plugin("fairness").findings if f.id == "fnr_by_race")
+    assert finding.status != Status.PASS
+    assert "undefined" in finding.message
+
+
+def test_under_powered_groups_are_flagged_with_detectable_gap(tmp_path, toy_frame):
+    frame = toy_frame.copy()
+    frame.loc[:40, "race"] = "tiny"
+    r = audit_frame(frame, tmp_path / "d.csv", sensitive=("race",), fairness={"threshold": 0.5, "min_group_n": 50})
+    m = value(r, "fnr", {"race": "tiny"})
+    assert "under_powered" in m.flags and m.value is not None
+    mdg = value(r, "min_detectable_gap", {"race": "tiny"})
+    assert 0 < mdg.value < 1
+    # The best group is chosen among adequately powered groups.
+    gaps = [m for m in r.plugin("fairness").metrics if m.id == "fnr_gap"]
+    assert gaps and all(g.reference_group != {"race": "tiny"} for g in gaps)
+    assert any(g.group == {"race": "tiny"} for g in gaps)
+
+
+def test_small_cells_are_marked_suppressed(tmp_path, toy_frame):
+    frame = toy_frame.copy()
+    frame.loc[:6, "race"] = "rare"
+    r = audit_frame(frame, tmp_path / "d.csv", sensitive=("race",), fairness={"threshold": 0.5})
+    assert value(r, "n", {"race": "rare"}).suppressed
+    assert value(r, "fnr", {"race": "rare"}).suppressed
+    assert not value(r, "fnr", {"race": "white"}).suppressed
+    finding = next(f for f in r.plugin("fairness").findings if f.id == "fnr_by_race")
+    assert "rare" not in finding.message and "suppressed" in finding.message
+
+
+def test_intersections_and_seed_reproducibility(tmp_path, toy_frame):
+    kw = dict(sensitive=("sex", "race"), id="patient_id",
+              fairness={"threshold": 0.5, "intersections": [["sex", "race"]]})
+    r1 = audit_frame(toy_frame, tmp_path / "d.csv", **kw)
+    r2 = audit_frame(toy_frame, tmp_path / "d.csv", **kw)
+    assert r1.plugin("fairness").metrics == r2.plugin("fairness").metrics
+    m = value(r1, "fnr", {"sex": "F", "race": "white"})
+    mask = (toy_frame.sex == "F") & (toy_frame.race == "white") & (toy_frame.y == 1)
+    assert m.value == pytest.approx(float((toy_frame.p[mask] < 0.5).mean()), abs=1e-12)
+    assert "patients (patient_id" in m.ci_method
+    assert m.ci[0] <= m.value <= m.ci[1]
+
+
+def test_holm_adjusted_p_values(tmp_path, toy_frame):
+    r = audit_frame(toy_frame, tmp_path / "d.csv", sensitive=("sex", "race"), fairness={"threshold": 0.5})
+    tested = [m for m in r.plugin("fairness").metrics if m.p_value is not None]
+    p = np.array([m.p_value for m in tested])
+    q = np.array([m.p_adjusted for m in tested])
+    # Holm by hand: sorted p_(i) * (k - i + 1), running maximum, capped at 1.
+    order = np.argsort(p)
+    k = len(p)
+    expected = np.minimum(1, np.maximum.accumulate(p[order] * (k - np.arange(k))))
+    assert np.allclose(q[order], expected, atol=1e-12)
+    assert r.plugin("fairness").settings["multiplicity_correction"].startswith("Holm")
+
+
+def test_operating_point_chosen_on_reference(tmp_path, toy_frame):
+    ref = toy_frame.sample(400, random_state=0)
+    r = audit_frame(toy_frame, tmp_path / "d.csv", reference=ref, fairness={"operating_point": "sensitivity:0.9"})
+    t = value(r, "threshold").value
+    assert ((ref.p >= t) & (ref.y == 1)).sum() / (ref.y == 1).sum() >= 0.9
+    assert "reference data" in r.plugin("fairness").settings["threshold_method"]
+    # Shared identifiers between reference and test data are a leakage warning.
+    r2 = audit_frame(toy_frame, tmp_path / "d.csv", reference=ref, id="patient_id",
+                     fairness={"operating_point": "max-f1"})
+    assert any("leakage" in w for w in r2.warnings)
+
+
+def test_intersection_with_unknown_attribute_is_an_error(tmp_path, toy_frame):
+    with pytest.raises(ConfigError, match="not among the sensitive attributes"):
+        audit_frame(toy_frame, tmp_path / "d.csv", sensitive=("sex",),
+                    fairness={"threshold": 0.5, "intersections": [["sex", "race"]]})
