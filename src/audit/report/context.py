@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from audit.core.results import AuditResult, Finding, GateResult, PluginResult
@@ -126,14 +127,29 @@ def file_refs(entry: Any, role: str | None = None) -> list[FileRef]:
     return []
 
 
+def fmt_time(value: Any) -> str:
+    """``2024-05-01 10:00:12 UTC`` from an ISO 8601 string; anything else as it is."""
+    if value is None:
+        return "—"
+    try:
+        dt = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    text = f"{dt:%Y-%m-%d %H:%M:%S}"
+    offset = dt.utcoffset()
+    if offset is None:
+        return text
+    return f"{text} UTC" if not offset else f"{text} {dt:%z}"
+
+
 def header(result: AuditResult) -> dict[str, Any]:
     prov = result.provenance
     report = result.config.get("report") or {}
     title = report.get("title") if isinstance(report, Mapping) else None
     return {
         "title": str(title) if title else "Model audit report",
-        "finished_at": scalar_text(first_value(prov, FINISHED_KEYS)),
-        "started_at": scalar_text(first_value(prov, STARTED_KEYS)),
+        "finished_at": fmt_time(first_value(prov, FINISHED_KEYS)),
+        "started_at": fmt_time(first_value(prov, STARTED_KEYS)),
         "data_files": file_refs(first_value(prov, ("data", "datasets"))),
         "model_files": file_refs(prov.get("model")),
         "status": str(result.status),
@@ -157,6 +173,7 @@ def finding_view(f: Finding) -> FindingView:
     if f.threshold is not None:
         metric_id = f.metric.rsplit(".", 1)[-1] if f.metric else None
         threshold = fmt_number(metric_id, f.threshold) if metric_id else f"{f.threshold:g}"
+        threshold = threshold.removeprefix("+")
     return FindingView(
         status=str(f.status),
         symbol=status_symbol(f.status),

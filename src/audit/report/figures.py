@@ -47,11 +47,11 @@ def forest_svg(data: ForestData) -> str | None:
     from matplotlib.ticker import FuncFormatter
 
     rate = is_rate(data.metric_id)
-    height = 0.9 + 0.28 * len(points)
+    height = 1.0 + 0.28 * len(points)
     with matplotlib.rc_context(_RC), warnings.catch_warnings():
         # Group names in scripts DejaVu Sans lacks are drawn as boxes; the table has the text.
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        fig = Figure(figsize=(6.4, height), layout="constrained")
+        fig = Figure(figsize=(7.5, height), layout="constrained")
         ax = fig.add_subplot()
         ys = list(range(len(points)))[::-1]
         for y, p in zip(ys, points, strict=True):

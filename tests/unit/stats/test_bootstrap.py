@@ -150,20 +150,20 @@ def test_same_seed_same_output_and_generator_accepted():
 @pytest.mark.parametrize(
     ("codes", "kwargs", "match"),
     [
-        ([0, 1, 4], {}, r"codes must lie in \[0, 4\).*from 0 to 4"),
-        ([-1, 1], {}, r"from -1 to 1"),
-        ([0.0, 1.0], {}, "integer array"),
-        ([], {}, "empty"),
-        ([[0, 1]], {}, "1-D"),
-        ([0, 1], {"clusters": [1, 2, 3]}, "one label per row"),
-        ([0, 1], {"n_boot": 0}, "n_boot must be a positive integer"),
-        ([0, 1], {"chunk": -2}, "chunk must be a positive integer"),
-        ([0, 1], {"random_state": 1.5}, "random_state must be"),
+        (np.array([0, 1, 4]), {}, r"codes must lie in \[0, 4\).*from 0 to 4"),
+        (np.array([-1, 1]), {}, r"from -1 to 1"),
+        (np.array([0.0, 1.0]), {}, "integer array"),
+        (np.array([], dtype=int), {}, "empty"),
+        (np.array([[0, 1]]), {}, "1-D"),
+        (np.array([0, 1]), {"clusters": [1, 2, 3]}, "one label per row"),
+        (np.array([0, 1]), {"n_boot": 0}, "n_boot must be a positive integer"),
+        (np.array([0, 1]), {"chunk": -2}, "chunk must be a positive integer"),
+        (np.array([0, 1]), {"random_state": 1.5}, "random_state must be"),
     ],
 )
 def test_bad_input_raises(codes, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        bootstrap_counts(np.asarray(codes, dtype=float if codes and isinstance(codes[0], float) else int), 4, **kwargs)
+        bootstrap_counts(codes, 4, **kwargs)
 
 
 def test_bad_n_categories_raises():

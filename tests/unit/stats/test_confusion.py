@@ -54,7 +54,8 @@ def test_rates_hand_computed():
 def test_rates_nan_when_undefined():
     # A group with no positives: FNR and sensitivity are undefined, not 0.
     r = rates_from_counts([0, 0, 2, 5])
-    assert np.isnan(r["fnr"]) and np.isnan(r["sensitivity"]) and np.isnan(r["ppv"])
+    assert np.isnan(r["fnr"]) and np.isnan(r["sensitivity"])
+    assert r["ppv"] == 0.0  # 2 false positives: defined, and 0
     assert r["specificity"] == pytest.approx(5 / 7)
     assert r["npv"] == 1.0
     assert r["prevalence"] == 0.0
