@@ -20,8 +20,8 @@ What it does:
 * label ``covid`` = 1 if result == "positive" else 0;
 * splits by time (pan_day): training = the earliest ~40% of tests, reference (validation,
   used to choose the operating point) = the next ~15%, test (the audited data) = the rest;
-  the windows are made patient-disjoint by dropping the tests of patients already seen in
-  an earlier window;
+  reference and test are made patient-disjoint by dropping the test-window tests of
+  patients already tested in the reference window;
 * trains a deliberately simple scikit-learn Pipeline on the training window only and saves
   it with skops; ct_result (the PCR cycle threshold) and rec_ver_tat (the receive-to-verify
   time, measured after the assay has run) are never features: both come from the test
@@ -48,7 +48,8 @@ HERE = Path(__file__).resolve().parent
 
 # Time split on pan_day (day after the start of the pandemic, 4..107). The cut days are fixed
 # so the split is reproducible and readable; the script prints the shares they give
-# (about 40% / 15% / 45% of the valid tests, before the windows are made patient-disjoint).
+# (about 40% / 15% / 45% of the valid tests, before reference and test are made
+# patient-disjoint).
 TRAIN_LAST_DAY = 54
 REFERENCE_LAST_DAY = 70
 
@@ -108,13 +109,19 @@ def load() -> tuple[pd.DataFrame, dict]:
         default="test",
     )
     info["window_rows"] = df["split"].value_counts().to_dict()
-    # Patient-disjoint windows: a patient belongs to the window of their first valid test.
-    # Their tests in a later window are dropped, so the operating point is never chosen on
-    # patients who are then audited, and no audited patient was seen in training.
-    first_window = df.groupby("patient_id")["split"].transform("first")  # df is in time order
-    later = df["split"] != first_window
-    info["dropped_seen_before"] = df.loc[later, "split"].value_counts().to_dict()
-    df = df.loc[~later].copy()
+    # Reference and test are patient-disjoint: tests in the test window of patients who were
+    # already tested in the reference window are dropped, so the operating point is never
+    # chosen on patients who are then audited. Patients first seen in the training window
+    # stay in later windows, as returning patients would after deployment (no model input
+    # identifies a patient).
+    in_reference = df.loc[df["split"] == "reference", "patient_id"].unique()
+    seen = df["split"].eq("test") & df["patient_id"].isin(in_reference)
+    info["test_dropped_seen_in_reference"] = int(seen.sum())
+    info["test_patients_seen_in_training"] = int(
+        df.loc[(df["split"] == "test") & ~seen, "patient_id"]
+        .isin(df.loc[df["split"] == "train", "patient_id"]).groupby(df["patient_id"]).any().sum()
+    )
+    df = df.loc[~seen].copy()
     return df, info
 
 
@@ -151,14 +158,14 @@ def main() -> None:
     out["age"] = out["age"].round(6)
     out["col_rec_tat"] = out["col_rec_tat"].round(6)
 
-    n = len(df)
     print(f"medicaldata/covid_testing: {info['rows_source']} tests, "
           f"{info['invalid_dropped']} invalid dropped, {info['rows_valid']} valid")
-    print(f"patients: {info['patients']} ({info['patients_multi']} with more than one test, "
+    print(f"patients (valid tests): {info['patients']} ({info['patients_multi']} with more "
+          f"than one test, "
           f"at most {info['max_tests_per_patient']})")
-    seen = info["dropped_seen_before"]
-    print(f"dropped as seen in an earlier window: {seen.get('reference', 0)} reference and "
-          f"{seen.get('test', 0)} test tests; {n} tests remain")
+    print(f"test window: {info['test_dropped_seen_in_reference']} tests of patients already "
+          f"tested in the reference window dropped; {info['test_patients_seen_in_training']} "
+          f"test patients also have a training-window test (kept)")
     print(f"features: {', '.join(FEATURES)}")
     print(f"untrusted skops types: {untrusted or 'none'}")
     head = ("split", "days", "window", "share", "kept", "patients", "positives", "AUROC")

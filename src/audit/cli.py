@@ -257,7 +257,8 @@ def init(
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: usage errors exit 4 (pytest's convention), not click's 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns the exit code of typer.Exit instead of exiting.
+        rv = app(args=argv, standalone_mode=False)
     except typer.Exit as exc:
         return exc.exit_code
     except Exception as exc:  # click usage errors (unknown option, missing value) carry show()
@@ -271,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         typer.echo(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)", err=True)
         return INTERNAL_ERROR
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 def entry() -> None:

@@ -37,11 +37,11 @@ class Status(str, Enum):
 
 
 # Worst first: the status of a collection is the worst of its members.
-_SEVERITY = [Status.ERROR, Status.FAIL, Status.INCONCLUSIVE, Status.WARN, Status.PASS, Status.SKIPPED]
+_SEVERITY = [Status.ERROR, Status.FAIL, Status.WARN, Status.INCONCLUSIVE, Status.PASS, Status.SKIPPED]
 
 
 def worst_status(statuses) -> Status:
-    """Return the most severe status (ERROR > FAIL > INCONCLUSIVE > WARN > PASS > SKIPPED)."""
+    """Return the most severe status (ERROR > FAIL > WARN > INCONCLUSIVE > PASS > SKIPPED): a shown problem outranks an undecided one."""
     statuses = list(statuses)
     if not statuses:
         return Status.SKIPPED

@@ -138,12 +138,17 @@ def fmt_p(p: float | None) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def undefined_text(reason: str | None) -> str:
+    """``undefined (no positives)``; Metric fills a missing reason with "undefined" itself."""
+    return f"undefined ({reason})" if reason and reason != "undefined" else "undefined"
+
+
 def metric_parts(metric: Metric, limit: int) -> tuple[str, str]:
     """(value, interval): ``("12.3%", "(10.1%–14.6%)")``; the interval may be empty."""
     if metric.suppressed:
         return suppressed_text(limit), ""
     if metric.value is None:
-        return (f"undefined ({metric.reason})" if metric.reason else "undefined"), ""
+        return undefined_text(metric.reason), ""
     return fmt_number(metric.id, metric.value), fmt_interval(metric.id, metric.ci)
 
 

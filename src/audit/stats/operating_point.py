@@ -107,18 +107,22 @@ def choose_threshold(y_true: np.ndarray, y_score: np.ndarray, method: str) -> fl
             f"{n0} negatives."
         )
 
+    # Ties are decided on exact counts: TPR - FPR or 2PR/(P+R) computed in
+    # floating point can differ in the last bit between equal values.
     if kind == "youden":
         fpr, tpr, thresholds = roc_curve(y, s, drop_intermediate=False)
+        tp, fp = np.rint(tpr * n1), np.rint(fpr * n0)
         finite = np.isfinite(thresholds)  # sklearn prepends +inf ("predict none")
-        j = (tpr - fpr)[finite]
-        return float(thresholds[finite][np.argmax(j)])
+        youden = (tp * n0 - fp * n1)[finite]  # (TPR - FPR) * n1 * n0
+        return float(thresholds[finite][np.argmax(youden)])
 
     if kind == "max-f1":
-        precision, recall, thresholds = precision_recall_curve(y, s)
-        p, r = precision[:-1], recall[:-1]
-        denom = p + r
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f1 = np.where(denom > 0, 2 * p * r / denom, 0.0)
+        _, recall, thresholds = precision_recall_curve(y, s)
+        # The last (P=1, R=0) point has no threshold. F1 = 2PR/(P+R) =
+        # 2TP/(predicted positives + n1), which is 0, not NaN, where P = R = 0.
+        tp = np.rint(recall[:-1] * n1)
+        predicted = s.size - np.searchsorted(np.sort(s), thresholds, side="left")
+        f1 = 2 * tp / (predicted + n1)
         return float(thresholds[np.argmax(f1)])
 
     if kind == "sensitivity":

@@ -15,7 +15,8 @@ def test_cell_codes_follow_cells_order():
 
 
 def test_cell_codes_accept_bool():
-    np.testing.assert_array_equal(cell_codes(np.array([True, False]), np.array([False, False])), [1, 3])
+    codes = cell_codes(np.array([True, False]), np.array([False, False]))
+    np.testing.assert_array_equal(codes, [1, 3])
 
 
 @pytest.mark.parametrize(

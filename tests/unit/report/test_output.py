@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from audit.core.results import AuditResult
+from audit.errors import ConfigError, InputError
+from audit.report import (
+    load_result,
+    render_html,
+    render_json,
+    render_junit,
+    render_markdown,
+    write_reports,
+)
+from audit.report import output
+
+ALL = {"html": "report.html", "json": "results.json", "junit": "junit.xml", "md": "summary.md"}
+
+
+def test_writes_exactly_the_requested_files(tmp_path, result):
+    out = tmp_path / "a" / "b"
+    written = write_reports(result, out, ["html", "json", "junit", "md"])
+    assert {k: p.name for k, p in written.items()} == ALL
+    assert sorted(p.name for p in out.iterdir()) == sorted(ALL.values())  # no temp files left
+    assert (out / "report.html").read_text(encoding="utf-8") == render_html(result)
+    assert (out / "summary.md").read_text(encoding="utf-8") == render_markdown(result)
+    assert (out / "junit.xml").read_text(encoding="utf-8") == render_junit(result)
+    assert (out / "results.json").read_text(encoding="utf-8") == render_json(result)
+
+
+def test_only_requested_formats(tmp_path, result):
+    written = write_reports(result, tmp_path, ("JUnit", "md", "md"))
+    assert list(written) == ["junit", "md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "summary.md"]
+
+
+def test_unknown_format_is_a_config_error(tmp_path, result):
+    with pytest.raises(ConfigError, match=r"Unknown report format\(s\) 'pdf'.*html, json, junit, md"):
+        write_reports(result, tmp_path / "out", ["html", "pdf"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failing_renderer_leaves_nothing_behind(tmp_path, result, monkeypatch):
+    def boom(_):
+        raise RuntimeError("renderer broke")
+
+    monkeypatch.setitem(output.RENDERERS, "junit", boom)
+    with pytest.raises(RuntimeError, match="renderer broke"):
+        write_reports(result, tmp_path / "out", ["html", "json", "junit"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failing_write_keeps_the_old_file_and_no_temp(tmp_path, result, monkeypatch):
+    (tmp_path / "summary.md").write_text("old", encoding="utf-8")
+
+    def no_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(output.os, "replace", no_replace)
+    with pytest.raises(OSError, match="disk full"):
+        write_reports(result, tmp_path, ["md"])
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]
+    assert (tmp_path / "summary.md").read_text(encoding="utf-8") == "old"
+
+
+def test_files_are_not_private_to_the_writer(tmp_path, result):
+    path = write_reports(result, tmp_path, ["json"])["json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_rerendering_from_json_is_byte_identical(result):
+    again = AuditResult.from_json(render_json(result))
+    assert again == result
+    assert render_html(again) == render_html(result)
+    assert render_markdown(again) == render_markdown(result)
+    assert render_junit(again) == render_junit(result)
+
+
+def test_json_keeps_suppressed_values(result):
+    data = json.loads(render_json(result))
+    x = [m for m in data["plugins"][0]["metrics"] if m["group"] == {"sex": "X"} and m["id"] == "fnr"]
+    assert x == [dict(x[0], value=0.123456, n=7, suppressed=True)]
+    assert x[0]["ci"] == [0.0111, 0.5999]
+
+
+def test_load_result_round_trip(tmp_path, result):
+    path = write_reports(result, tmp_path, ["json"])["json"]
+    assert load_result(path) == result
+    assert load_result(str(path)) == result
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, r"'.*missing\.json' not found"),
+        ("{not json", r"'.*missing\.json' is not valid JSON \(line 1, column 2"),
+        ("[1, 2]", r"'.*missing\.json' is not a future-audit results file: expected a JSON object"),
+        ('{"a": 1}', r"is not a future-audit results file"),
+        ('{"plugins": [], "schema_version": "2.0"}', r"schema version '2\.0'; this future-audit reads version 1\.x"),
+        ('{"plugins": [{"plugin": "x"}], "schema_version": "1.0"}', r"'.*missing\.json' is not a valid"),
+        ('{"plugins": [], "status": "OK", "schema_version": "1.0"}', r"is not a valid future-audit results file"),
+    ],
+)
+def test_load_result_errors_name_the_file(tmp_path, content, message):
+    path = tmp_path / "missing.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(InputError, match=message) as info:
+        load_result(path)
+    assert "\n" not in str(info.value)
+
+
+def test_load_result_on_a_directory_or_binary(tmp_path):
+    with pytest.raises(InputError, match="cannot be read"):
+        load_result(tmp_path)
+    (tmp_path / "r.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(InputError, match="cannot be read"):
+        load_result(tmp_path / "r.json")
