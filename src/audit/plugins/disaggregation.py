@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.stats import binomtest
 
 from audit.stats import (
     auroc_influence,
@@ -79,6 +80,15 @@ def _counts_dict(c: np.ndarray) -> dict[str, int]:
             "pred_pos": tp + fp, "pred_neg": fn + tn, "tp": tp, "fn": fn, "fp": fp, "tn": tn}
 
 
+# Numerator count of each rate (its denominator is DENOMINATOR).
+NUMERATOR = {"prevalence": "positives", "sensitivity": "tp", "fnr": "fn", "specificity": "tn", "fpr": "fp",
+             "ppv": "tp", "npv": "tn"}
+
+
+def _binomial(metric: str, counts: dict[str, int]) -> tuple[int, int]:
+    return counts[NUMERATOR[metric]], counts[DENOMINATOR[metric]]
+
+
 def _undefined_reason(metric: str, counts: dict[str, int]) -> str:
     need = DENOMINATOR.get(metric)
     if need == "positives":
@@ -92,10 +102,18 @@ def _undefined_reason(metric: str, counts: dict[str, int]) -> str:
     return "undefined"
 
 
-def _rate_estimate(point: float, samples: np.ndarray, level: float, method: str, reason: str) -> Estimate:
+def _rate_estimate(point: float, samples: np.ndarray, level: float, method: str, reason: str,
+                   successes: int | None = None, trials: int | None = None) -> Estimate:
     if not np.isfinite(point):
         return Estimate(float("nan"), None, method, reason=reason)
     lo, hi = percentile_interval(samples, level=level)
+    if trials and np.isfinite(lo) and lo == hi:
+        # 0 of n or n of n: every replicate repeats the observed rate and the percentile
+        # interval collapses to a point, which would claim certainty. Use the exact
+        # Clopper-Pearson interval instead (scipy.stats.binomtest).
+        ci = binomtest(int(successes), int(trials)).proportion_ci(confidence_level=level, method="exact")
+        return Estimate(point, (float(ci.low), float(ci.high)),
+                        "Clopper-Pearson exact interval (the bootstrap is degenerate at 0% or 100%)")
     if not (np.isfinite(lo) and np.isfinite(hi)):
         frac = float(defined_fraction(samples))
         return Estimate(point, None, method,
@@ -161,11 +179,13 @@ def analyse_grouping(
     groups = [GroupStats(key=group_keys[g], counts=_counts_dict(observed[g])) for g in range(n_groups)]
     overall = GroupStats(key=(), counts=_counts_dict(observed.sum(axis=0)))
     for m in RATE_METRICS:
+        k, n = _binomial(m, overall.counts)
         overall.metrics[m] = _rate_estimate(float(overall_obs[m]), overall_boot[m], level, boot_method,
-                                            _undefined_reason(m, overall.counts))
+                                            _undefined_reason(m, overall.counts), k, n)
         for g, gs in enumerate(groups):
+            k, n = _binomial(m, gs.counts)
             gs.metrics[m] = _rate_estimate(float(obs_rates[m][g]), boot_rates[m][:, g], level, boot_method,
-                                           _undefined_reason(m, gs.counts))
+                                           _undefined_reason(m, gs.counts), k, n)
 
     # AUROC and Brier: influence functions, zero-padded to all rows so differences of
     # groups (or group vs overall) share clusters correctly.

@@ -152,6 +152,7 @@ class FairnessPlugin(AuditPlugin):
             ", cluster-robust by patient" if clusters is not None else "")
 
         analyses = self._analyses(labels, y, preds, scores, thresholds)
+        order = {b.name: list(b.labels) for b in ctx.config.data.bins}
         metrics: list[Metric] = []
         findings: list[Finding] = []
         with track(ctx.progress, "fairness: bootstrap", len(analyses) * len(groupings)) as advance:
@@ -160,7 +161,7 @@ class FairnessPlugin(AuditPlugin):
                                       label=analysis["label"]) if analysis["threshold"] is not None
                                else None)
                 for cols in groupings:
-                    codes, keys = _group_codes(frame, cols)
+                    codes, keys = _group_codes(frame, cols, order)
                     positives = np.bincount(codes, weights=analysis["y"], minlength=len(keys))
                     sizes = np.bincount(codes, minlength=len(keys))
                     eligible = (sizes >= p.min_group_n) & (positives >= p.min_positives)
@@ -193,6 +194,7 @@ class FairnessPlugin(AuditPlugin):
             "test_method_rates": "two-sided bootstrap test (percentile-interval inversion)",
             "test_method_auroc_brier": "two-sided Wald test on influence-function standard errors",
             "multiplicity_correction": {"holm": "Holm step-down (FWER)", "bh": "Benjamini-Hochberg (FDR)"}[p.correction],
+            "multiplicity_family": "all gap tests of one metric id, reference and label (e.g. every fnr_gap)",
             "bootstrap_replicates": p.bootstrap,
             "seed": seed,
             "min_group_n": p.min_group_n,
@@ -328,12 +330,13 @@ class FairnessPlugin(AuditPlugin):
         if hidden:
             message += f" {hidden} group(s) with fewer than {ctx.min_cell} cases are suppressed."
         visible_gaps = [g for g in gaps if not g.suppressed and g.value is not None]
-        worst = max(visible_gaps, key=lambda g: g.value, default=None)
+        powered = [g for g in visible_gaps if "under_powered" not in g.flags]
+        worst = max(powered or visible_gaps, key=lambda g: g.value, default=None)
         if worst is not None:
             ci = f" (95% CI {_pts(worst.ci[0])} to {_pts(worst.ci[1])})" if worst.ci else ""
             adj = f", adjusted p = {worst.p_adjusted:.3g}" if worst.p_adjusted is not None else ""
-            message += (f" Largest gap to the best group: {_pts(worst.value)} percentage points{ci} "
-                        f"for {worst.group_label}{adj}.")
+            message += (f" Largest gap to the best group{'' if powered else ' (under-powered groups only)'}: "
+                        f"{_pts(worst.value)} percentage points{ci} for {worst.group_label}{adj}.")
         statuses = []
         for g in gaps:
             if g.value is None or g.ci is None:
@@ -387,14 +390,16 @@ def _metric(mid, est: Estimate, n, group, label, flags, level, *, suppressed, de
 
 
 def _adjust(metrics: list[Metric], method: str) -> list[Metric]:
-    """Correct every gap test of the run as one family."""
-    idx = [i for i, m in enumerate(metrics) if m.reference is not None and m.p_value is not None]
-    if not idx:
-        return metrics
-    adjusted = adjust_pvalues(np.array([metrics[i].p_value for i in idx]), method=method)
+    """Correct the gap tests of each metric and reference as one family (e.g. every fnr_gap)."""
     out = list(metrics)
-    for i, q in zip(idx, adjusted, strict=True):
-        out[i] = _replace(out[i], p_adjusted=float(q))
+    families: dict[tuple[str, str | None], list[int]] = {}
+    for i, m in enumerate(metrics):
+        if m.reference is not None and m.p_value is not None:
+            families.setdefault((m.id, m.label), []).append(i)
+    for idx in families.values():
+        adjusted = adjust_pvalues(np.array([metrics[i].p_value for i in idx]), method=method)
+        for i, q in zip(idx, adjusted, strict=True):
+            out[i] = _replace(out[i], p_adjusted=float(q))
     return out
 
 
@@ -413,13 +418,27 @@ def _clusters(frame: pd.DataFrame, id_column: str | None):
     return codes.astype(np.int64), f"patients ({id_column}; {len(uniques)} patients, {len(frame)} rows)"
 
 
-def _group_codes(frame: pd.DataFrame, cols: tuple[str, ...]):
-    if len(cols) == 1:
-        codes, uniques = pd.factorize(frame[cols[0]], sort=True)
-        return codes.astype(np.int64), [(str(u),) for u in uniques]
-    sub = frame[list(cols)]
-    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(sub), sort=True)
-    return codes.astype(np.int64), [tuple(str(v) for v in u) for u in uniques]
+def _group_codes(frame: pd.DataFrame, cols: tuple[str, ...], order: dict[str, list[str]] | None = None):
+    """Integer group codes and their keys; binned columns keep their band order, others sort."""
+    order = order or {}
+    per_col = []
+    for c in cols:
+        values = frame[c].astype(str)
+        cats = [v for v in order.get(c, []) if v in set(values)] or sorted(values.unique())
+        extra = sorted(set(values.unique()) - set(cats))
+        per_col.append(pd.Categorical(values, categories=cats + extra))
+    combined = np.zeros(len(frame), np.int64)
+    for cat in per_col:
+        combined = combined * len(cat.categories) + cat.codes.astype(np.int64)
+    present, codes = np.unique(combined, return_inverse=True)
+    keys = []
+    for value in present:
+        key = []
+        for cat in reversed(per_col):
+            value, idx = divmod(int(value), len(cat.categories))
+            key.append(str(cat.categories[idx]))
+        keys.append(tuple(reversed(key)))
+    return codes.astype(np.int64), keys
 
 
 def _pct(x: float) -> str:

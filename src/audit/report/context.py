@@ -25,17 +25,25 @@ _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 # settings key (and aliases) → plain-language name, for the "Methods" summary.
 METHOD_KEYS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("threshold",), "Decision threshold"),
+    (("threshold", "thresholds"), "Decision threshold"),
     (("threshold_method", "threshold_source", "threshold_rule"), "How the threshold was chosen"),
+    (("prediction_rule",), "Prediction rule"),
+    (("level", "interval_level", "ci_level", "confidence_level"), "Confidence level"),
     (("ci_method", "ci_methods", "interval_method", "interval_methods"), "Confidence intervals"),
-    (("level", "ci_level", "confidence_level"), "Confidence level"),
-    (("test", "gap_test"), "Test for gaps"),
-    (("correction", "multiplicity", "p_adjust", "multiple_testing"), "Multiplicity correction"),
+    (("interval_method_rates",), "Intervals for rates"),
+    (("interval_method_auroc_brier",), "Intervals for AUROC and Brier"),
+    (("gap_definition",), "Gaps"),
+    (("test", "gap_test", "test_method"), "Test for gaps"),
+    (("test_method_rates",), "Test for gaps in rates"),
+    (("test_method_auroc_brier",), "Test for gaps in AUROC and Brier"),
+    (("correction", "multiplicity_correction", "multiplicity", "p_adjust"), "Multiplicity correction"),
     (("n_bootstrap", "bootstrap_replicates", "n_resamples"), "Bootstrap replicates"),
     (("random_state", "seed"), "Random seed"),
-    (("min_group_size", "min_n"), "Minimum group size"),
+    (("min_group_size", "min_group_n", "min_n"), "Minimum group size"),
     (("min_positives",), "Minimum positives per group"),
     (("min_negatives",), "Minimum negatives per group"),
+    (("tolerance",), "Gap tolerance of the findings"),
+    (("min_cell",), "Small-cell suppression below"),
 )
 
 
@@ -119,7 +127,7 @@ def file_refs(entry: Any, role: str | None = None) -> list[FileRef]:
     if isinstance(entry, list | tuple):
         return [f for e in entry for f in file_refs(e, role)]
     if isinstance(entry, Mapping):
-        name = first_value(entry, ("path", "name", "file", "uri"))
+        name = first_value(entry, ("file", "name", "source", "path", "uri"))
         sha = entry.get("sha256")
         if name is not None or isinstance(sha, str):
             return [FileRef(str(name if name is not None else role), sha if isinstance(sha, str) else None)]
@@ -151,6 +159,7 @@ def header(result: AuditResult) -> dict[str, Any]:
         "finished_at": fmt_time(first_value(prov, FINISHED_KEYS)),
         "started_at": fmt_time(first_value(prov, STARTED_KEYS)),
         "data_files": file_refs(first_value(prov, ("data", "datasets"))),
+        "reference_files": file_refs(prov.get("reference")),
         "model_files": file_refs(prov.get("model")),
         "status": str(result.status),
         "symbol": status_symbol(result.status),
@@ -217,7 +226,7 @@ def methods(plugin: PluginResult) -> list[tuple[str, Node]]:
         value = first_value(plugin.settings, keys)
         if value is None:
             continue
-        if keys[0] == "level" and isinstance(value, int | float) and 0 < value < 1:
+        if name == "Confidence level" and isinstance(value, int | float) and 0 < value < 1:
             out.append((name, Node("scalar", f"{value * 100:g}%")))
         else:
             out.append((name, tree(value)))

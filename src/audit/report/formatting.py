@@ -33,6 +33,8 @@ RATE_IDS = frozenset(
     }
 )
 COUNT_IDS = frozenset({"n", "positives", "negatives", "tp", "fp", "tn", "fn"})
+# Differences of rates that are not gaps between groups: shown in percentage points.
+POINTS_IDS = frozenset({"min_detectable_gap"})
 GAP_SUFFIXES = ("_gap_overall", "_gap")
 
 DISPLAY_NAMES = {
@@ -52,8 +54,11 @@ DISPLAY_NAMES = {
     "brier": "Brier",
     "ece": "ECE",
     "underdiagnosis_rate": "Underdiagnosis rate",
+    "overdiagnosis_rate": "Overdiagnosis rate",
     "accuracy": "Accuracy",
     "balanced_accuracy": "Balanced accuracy",
+    "min_detectable_gap": "Minimum detectable gap",
+    "threshold": "Threshold",
 }
 
 DASH = "—"
@@ -72,6 +77,8 @@ def suppressed_text(limit: int) -> str:
 
 def base_id(metric_id: str) -> str:
     """``fnr_gap_overall`` → ``fnr``; ids that are not gaps are returned unchanged."""
+    if metric_id in POINTS_IDS:
+        return metric_id
     for suffix in GAP_SUFFIXES:
         if metric_id.endswith(suffix) and len(metric_id) > len(suffix):
             return metric_id[: -len(suffix)]
@@ -114,6 +121,8 @@ def fmt_number(metric_id: str, value: float | None) -> str:
     gap = base != metric_id
     if is_count(metric_id):
         return f"{value:,.0f}"
+    if metric_id in POINTS_IDS:
+        return f"{value * 100:.1f} pp"
     if is_rate(base):
         return f"{value * 100:+.1f} pp" if gap else f"{value * 100:.1f}%"
     return f"{value:+.3f}" if gap else f"{value:.3f}"
@@ -125,6 +134,8 @@ def fmt_interval(metric_id: str, ci: tuple[float, float] | None) -> str:
         return ""
     lo, hi = ci
     base = base_id(metric_id)
+    if metric_id in POINTS_IDS:
+        return f"({lo * 100:.1f}–{hi * 100:.1f} pp)"
     if base != metric_id:
         if is_rate(base):
             return f"({lo * 100:+.1f} to {hi * 100:+.1f} pp)"

@@ -89,7 +89,11 @@ def render_markdown(result: AuditResult) -> str:
         f"- Finished: {md_escape(head['finished_at'])}",
         f"- Exit code: {result.exit_code} (the audit fails on: {md_escape(head['fail_on'])})",
     ]
-    for label, refs in (("Data", head["data_files"]), ("Model", head["model_files"])):
+    for label, refs in (
+        ("Data", head["data_files"]),
+        ("Reference data", head["reference_files"]),
+        ("Model", head["model_files"]),
+    ):
         if refs:
             names = ", ".join(
                 md_escape(f.name) + (f" (sha256 {md_escape(f.short)}…)" if f.short else "")

@@ -38,6 +38,8 @@ COLUMN_ORDER = (
     "auroc",
     "brier",
 )
+# Run-level settings reported as metrics; the Methods section shows them (plugin settings).
+NOT_IN_TABLES = frozenset({"threshold"})
 KEY_METRIC_PREFERENCE = ("underdiagnosis_rate", "fnr")
 # Metrics whose denominator is the number of positives (used when no "positives" metric).
 _POSITIVE_DENOMINATORS = ("fnr", "sensitivity", "tpr", "underdiagnosis_rate")
@@ -124,27 +126,35 @@ def _ordered_ids(metrics: list[Metric]) -> list[str]:
     return known + [c for c in seen if c not in COLUMN_ORDER]
 
 
-def _n_and_positives(row_metrics: dict[str, Metric]) -> tuple[int | None, int | None]:
-    n = next((m.n for m in row_metrics.values() if m.n is not None), None)
-    if "n" in row_metrics and row_metrics["n"].value is not None:
-        n = int(row_metrics["n"].value)
-    positives = None
-    if "positives" in row_metrics and row_metrics["positives"].value is not None:
-        positives = int(row_metrics["positives"].value)
+def _count_cell(row_metrics: dict[str, Metric], metric_id: str, row_suppressed: bool, limit: int) -> Cell:
+    """The n or positives cell.
+
+    A plugin's own ``n`` / ``positives`` metric carries its own suppression. A count derived
+    from other metrics (``Metric.n``, the denominator of FNR) is hidden as soon as any cell of
+    the row is suppressed, since it would reveal the size of that cell.
+    """
+    own = row_metrics.get(metric_id)
+    if own is not None:
+        if own.suppressed:
+            return Cell(suppressed_text(limit), "suppressed")
+        if own.value is None:
+            return Cell(DASH, "missing")
+        return Cell(f"{own.value:,.0f}")
+    if metric_id == "n":
+        value = next((m.n for m in row_metrics.values() if m.n is not None), None)
     else:
-        for mid in _POSITIVE_DENOMINATORS:
-            m = row_metrics.get(mid)
-            if m is not None and m.denominator is not None:
-                positives = m.denominator
-                break
-    return n, positives
-
-
-def _count_cell(value: int | None, suppressed: bool, limit: int) -> Cell:
-    if suppressed:
-        return Cell(suppressed_text(limit), "suppressed")
+        value = next(
+            (
+                row_metrics[i].denominator
+                for i in _POSITIVE_DENOMINATORS
+                if i in row_metrics and row_metrics[i].denominator is not None
+            ),
+            None,
+        )
     if value is None:
         return Cell(DASH, "missing")
+    if row_suppressed:
+        return Cell(suppressed_text(limit), "suppressed")
     return Cell(f"{value:,}")
 
 
@@ -182,12 +192,10 @@ def _table(
 
     rows = []
     for k, row_metrics in by_group.items():
-        # A group with any suppressed cell hides its size too: n would reveal the cell.
         suppressed = any(m.suppressed for m in row_metrics.values())
-        n, positives = _n_and_positives(row_metrics)
-        cells = [_count_cell(n, suppressed, limit)]
+        cells = [_count_cell(row_metrics, "n", suppressed, limit)]
         if has_positives:
-            cells.append(_count_cell(positives, suppressed, limit))
+            cells.append(_count_cell(row_metrics, "positives", suppressed, limit))
         cells += [_metric_cell(row_metrics.get(i), limit) for i in value_ids]
         flags = tuple(dict.fromkeys(f for m in row_metrics.values() for f in flag_texts(m)))
         rows.append(Row(labels[k], tuple(cells), flags, overall=not k, suppressed=suppressed))
@@ -231,7 +239,7 @@ def _forest(key: str, by_group: dict, labels: dict) -> ForestData:
 
 def group_tables(plugin: PluginResult, limit: int) -> list[GroupTable]:
     """One table per (label, grouping), in the order the plugin emitted them."""
-    plain = [m for m in plugin.metrics if not is_gap(m)]
+    plain = [m for m in plugin.metrics if not is_gap(m) and m.id not in NOT_IN_TABLES]
     tables = []
     for label in dict.fromkeys(m.label for m in plain):
         of_label = [m for m in plain if m.label == label]

@@ -15,7 +15,7 @@ from audit.report import (
     render_markdown,
     write_reports,
 )
-from audit.report import output
+from audit.report import files
 
 ALL = {"html": "report.html", "json": "results.json", "junit": "junit.xml", "md": "summary.md"}
 
@@ -38,7 +38,7 @@ def test_only_requested_formats(tmp_path, result):
 
 
 def test_unknown_format_is_a_config_error(tmp_path, result):
-    with pytest.raises(ConfigError, match=r"Unknown report format\(s\) 'pdf'.*html, json, junit, md"):
+    with pytest.raises(ConfigError, match=r"Unknown report format\(s\) 'pdf'.*html, json, junit, md, pdf"):
         write_reports(result, tmp_path / "out", ["html", "pdf"])
     assert not (tmp_path / "out").exists()
 
@@ -47,7 +47,7 @@ def test_a_failing_renderer_leaves_nothing_behind(tmp_path, result, monkeypatch)
     def boom(_):
         raise RuntimeError("renderer broke")
 
-    monkeypatch.setitem(output.RENDERERS, "junit", boom)
+    monkeypatch.setitem(files.RENDERERS, "junit", boom)
     with pytest.raises(RuntimeError, match="renderer broke"):
         write_reports(result, tmp_path / "out", ["html", "json", "junit"])
     assert not (tmp_path / "out").exists()
@@ -59,7 +59,7 @@ def test_a_failing_write_keeps_the_old_file_and_no_temp(tmp_path, result, monkey
     def no_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(output.os, "replace", no_replace)
+    monkeypatch.setattr(files.os, "replace", no_replace)
     with pytest.raises(OSError, match="disk full"):
         write_reports(result, tmp_path, ["md"])
     assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]

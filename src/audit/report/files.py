@@ -1,4 +1,4 @@
-"""Writing reports to disk, and reading results.json back."""
+"""Writing reports to disk (atomically), and reading results.json back."""
 
 from __future__ import annotations
 
@@ -9,16 +9,18 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from audit.core.results import SCHEMA_VERSION, AuditResult
-from audit.errors import ConfigError, InputError
+from audit.errors import ConfigError, InputError, MissingExtraError
 from audit.report.html import render_html
 from audit.report.junit import render_junit
 from audit.report.markdown import render_markdown
+from audit.report.pdf import render_pdf
 
 FILE_NAMES = {
     "html": "report.html",
     "json": "results.json",
     "junit": "junit.xml",
     "md": "summary.md",
+    "pdf": "report.pdf",
 }
 FORMATS = tuple(FILE_NAMES)
 
@@ -28,28 +30,42 @@ def render_json(result: AuditResult) -> str:
     return result.to_json()
 
 
-RENDERERS: dict[str, Callable[[AuditResult], str]] = {
+RENDERERS: dict[str, Callable[[AuditResult], str | bytes]] = {
     "html": render_html,
     "json": render_json,
     "junit": render_junit,
     "md": render_markdown,
+    "pdf": render_pdf,
 }
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    # Same folder, so os.replace is a rename on one file system; O_EXCL + 0o666 gives a
-    # fresh file with the user's umask (tempfile would make it 0600).
+def _continue_without_pdf(result: AuditResult) -> bool:
+    report = result.config.get("report") or {}
+    return isinstance(report, dict) and report.get("continue_without_pdf") is True
+
+
+def write_atomic(path: str | os.PathLike, content: str | bytes) -> Path:
+    """Write ``content`` (text as UTF-8) to ``path`` so readers never see a partial file.
+
+    The content goes to a temporary file in the same folder, which is then renamed over
+    ``path`` (:func:`os.replace`); on any error the temporary file is removed and an existing
+    ``path`` is left as it was.
+    """
+    path = Path(path)
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    # O_EXCL + 0o666 gives a fresh file with the user's umask (tempfile would make it 0600).
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return path
 
 
 def write_reports(result: AuditResult, out_dir: str | os.PathLike, formats: Iterable[str]) -> dict[str, Path]:
@@ -66,18 +82,22 @@ def write_reports(result: AuditResult, out_dir: str | os.PathLike, formats: Iter
     out_dir : path
         Folder for the reports; created (with parents) if missing.
     formats : iterable of str
-        Any of ``"html"`` (report.html), ``"json"`` (results.json), ``"junit"`` (junit.xml)
-        and ``"md"`` (summary.md).
+        Any of ``"html"`` (report.html), ``"json"`` (results.json), ``"junit"`` (junit.xml),
+        ``"md"`` (summary.md) and ``"pdf"`` (report.pdf, needs the ``pdf`` extra).
 
     Returns
     -------
     dict of str to Path
-        Format → path of the file written, in the order requested.
+        Format → path of the file written, in the order requested. ``"pdf"`` is left out
+        when WeasyPrint is missing and ``config["report"]["continue_without_pdf"]`` is true.
 
     Raises
     ------
     ConfigError
         A format is not one of the above.
+    MissingExtraError
+        ``"pdf"`` was asked for, WeasyPrint is not installed and the configuration does not
+        allow continuing without it. Nothing is written.
     """
     wanted = list(dict.fromkeys(str(f).strip().lower() for f in formats))
     unknown = [f for f in wanted if f not in FILE_NAMES]
@@ -86,15 +106,17 @@ def write_reports(result: AuditResult, out_dir: str | os.PathLike, formats: Iter
             f"Unknown report format(s) {', '.join(map(repr, unknown))} in report.formats; "
             f"expected any of: {', '.join(FORMATS)}."
         )
-    texts = {fmt: RENDERERS[fmt](result) for fmt in wanted}
+    texts = {}
+    for fmt in wanted:
+        try:
+            texts[fmt] = RENDERERS[fmt](result)
+        except MissingExtraError:
+            if fmt == "pdf" and _continue_without_pdf(result):
+                continue
+            raise
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for fmt, text in texts.items():
-        path = out / FILE_NAMES[fmt]
-        _atomic_write(path, text)
-        written[fmt] = path
-    return written
+    return {fmt: write_atomic(out / FILE_NAMES[fmt], text) for fmt, text in texts.items()}
 
 
 def load_result(path: str | os.PathLike) -> AuditResult:

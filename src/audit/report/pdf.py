@@ -1,0 +1,33 @@
+"""report.pdf: report.html printed by WeasyPrint (the ``pdf`` extra), with its print stylesheet."""
+
+from __future__ import annotations
+
+from audit.core.results import AuditResult
+from audit.errors import MissingExtraError
+from audit.report.html import render_html
+
+
+def _data_only(url: str, *args, **kwargs):
+    # The page embeds everything as data: URIs; refuse anything else rather than fetch it.
+    if url.startswith("data:"):
+        from weasyprint import default_url_fetcher
+
+        return default_url_fetcher(url, *args, **kwargs)
+    raise ValueError(f"report.pdf does not load external resources ({url[:60]})")
+
+
+def render_pdf(result: AuditResult) -> bytes:
+    """Render :func:`render_html`'s page as PDF.
+
+    Raises
+    ------
+    MissingExtraError
+        WeasyPrint (``pip install 'future-audit[pdf]'``) is not installed or cannot load its
+        system libraries.
+    """
+    try:
+        import weasyprint
+    except (ImportError, OSError):
+        raise MissingExtraError("weasyprint", "pdf", "The PDF report") from None
+    html = render_html(result)
+    return weasyprint.HTML(string=html, url_fetcher=_data_only).write_pdf()
