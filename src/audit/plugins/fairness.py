@@ -173,6 +173,7 @@ class FairnessPlugin(AuditPlugin):
                     metrics.extend(self._metrics(stats, analysis, ctx.min_cell, p, overall=cols == groupings[0]))
                     advance(1)
         metrics = [m for m in metrics if m is not None]
+        metrics = _propagate_suppression(metrics)
         metrics = _adjust(metrics, p.correction)
         for analysis in analyses:
             for cols in groupings:
@@ -276,7 +277,7 @@ class FairnessPlugin(AuditPlugin):
             small = c["n"] < min_cell
             out.append(Metric("n", c["n"], n=c["n"], group=group, label=label, flags=flags, suppressed=small))
             out.append(Metric("positives", c["positives"], n=c["n"], group=group, label=label, flags=flags,
-                              suppressed=small or c["positives"] < min_cell))
+                              suppressed=small or min(c["positives"], c["negatives"]) < min_cell))
             for m in keep:
                 est = unit.metrics.get(m)
                 if est is None:
@@ -387,6 +388,32 @@ def _metric(mid, est: Estimate, n, group, label, flags, level, *, suppressed, de
         reference_group=reference_group, p_value=est.p_value, flags=flags,
         suppressed=suppressed and defined,
     )
+
+
+def _propagate_suppression(metrics: list[Metric]) -> list[Metric]:
+    """Hide every value from which a suppressed one could be recovered.
+
+    A gap gives back its group's rate when the reference is known (and the reference's rate
+    when the group is known); prevalence and the minimum detectable gap give back the number
+    of positives (and negatives). Undefined values stay visible as undefined.
+    """
+    def key(m):
+        return (m.id, tuple(sorted((m.group or {}).items())), m.label)
+
+    hidden = {key(m) for m in metrics if m.suppressed}
+    out = []
+    for m in metrics:
+        hide = m.suppressed
+        if m.value is not None and not hide:
+            if m.reference is not None:
+                base = m.id.removesuffix("_overall").removesuffix("_gap")
+                ref = m.reference_group
+                hide = (base, key(m)[1], m.label) in hidden or (
+                    ref is not None and (base, tuple(sorted(ref.items())), m.label) in hidden)
+            elif m.id in ("prevalence", "min_detectable_gap"):
+                hide = ("positives", key(m)[1], m.label) in hidden
+        out.append(m if hide == m.suppressed else _replace(m, suppressed=bool(hide)))
+    return out
 
 
 def _adjust(metrics: list[Metric], method: str) -> list[Metric]:

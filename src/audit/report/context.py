@@ -63,7 +63,13 @@ class FileRef:
 
     @property
     def short(self) -> str:
-        return self.sha256[:12] if self.sha256 else ""
+        """First 12 hex digits of a sha256; empty for anything else (see ``fingerprint``)."""
+        return self.sha256[:12] if self.sha256 and _SHA256.match(self.sha256) else ""
+
+    @property
+    def fingerprint(self) -> str:
+        """A non-sha256 identity, e.g. ``predictions:p`` for a predictions-only model."""
+        return self.sha256 if self.sha256 and not self.short else ""
 
 
 @dataclass(frozen=True)

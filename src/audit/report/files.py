@@ -132,7 +132,9 @@ def load_result(path: str | os.PathLike) -> AuditResult:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InputError(f"Results file {str(p)!r} not found. Pass the results.json of an audit run.") from None
+        raise InputError(
+            f"Results file {str(p)!r} not found. Pass the results.json of an audit run."
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         raise InputError(f"Results file {str(p)!r} cannot be read ({reason}).") from None

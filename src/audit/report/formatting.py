@@ -113,6 +113,11 @@ def group_label(group: dict[str, str] | None) -> str:
     return ", ".join(f"{k}={v}" for k, v in group.items())
 
 
+def _r(x: float, digits: int) -> float:
+    """Round for display; -0.0 (a tiny negative) shows as 0."""
+    return round(x, digits) + 0.0
+
+
 def fmt_number(metric_id: str, value: float | None) -> str:
     """One number of this metric, without interval."""
     if value is None:
@@ -122,10 +127,10 @@ def fmt_number(metric_id: str, value: float | None) -> str:
     if is_count(metric_id):
         return f"{value:,.0f}"
     if metric_id in POINTS_IDS:
-        return f"{value * 100:.1f} pp"
+        return f"{_r(value * 100, 1):.1f} pp"
     if is_rate(base):
-        return f"{value * 100:+.1f} pp" if gap else f"{value * 100:.1f}%"
-    return f"{value:+.3f}" if gap else f"{value:.3f}"
+        return f"{_r(value * 100, 1):+.1f} pp" if gap else f"{_r(value * 100, 1):.1f}%"
+    return f"{_r(value, 3):+.3f}" if gap else f"{_r(value, 3):.3f}"
 
 
 def fmt_interval(metric_id: str, ci: tuple[float, float] | None) -> str:
@@ -135,11 +140,11 @@ def fmt_interval(metric_id: str, ci: tuple[float, float] | None) -> str:
     lo, hi = ci
     base = base_id(metric_id)
     if metric_id in POINTS_IDS:
-        return f"({lo * 100:.1f}–{hi * 100:.1f} pp)"
+        return f"({_r(lo * 100, 1):.1f}–{_r(hi * 100, 1):.1f} pp)"
     if base != metric_id:
         if is_rate(base):
-            return f"({lo * 100:+.1f} to {hi * 100:+.1f} pp)"
-        return f"({lo:+.3f} to {hi:+.3f})"
+            return f"({_r(lo * 100, 1):+.1f} to {_r(hi * 100, 1):+.1f} pp)"
+        return f"({_r(lo, 3):+.3f} to {_r(hi, 3):+.3f})"
     return f"({fmt_number(metric_id, lo)}–{fmt_number(metric_id, hi)})"
 
 
@@ -193,4 +198,6 @@ def scalar_text(value: Any) -> str:
         return DASH
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.6g}"  # results.json has the exact value
     return str(value)

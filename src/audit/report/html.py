@@ -8,9 +8,17 @@ from typing import Any
 from audit.core.results import AuditResult, PluginResult
 from audit.report import context
 from audit.report.figures import forest_svg, svg_data_uri
-from audit.report.formatting import display_name, fmt_number, min_cell
+from audit.report.formatting import base_id, display_name, fmt_number, min_cell
+from audit.report.suppression import for_display
 from audit.report.templates import environment
-from audit.report.view import GapRow, GroupTable, gap_rows, group_tables, status_symbol
+from audit.report.view import (
+    GapRow,
+    GroupTable,
+    gap_rows,
+    group_tables,
+    key_metric_for,
+    status_symbol,
+)
 
 
 @dataclass(frozen=True)
@@ -20,6 +28,13 @@ class Figure:
     caption: str
     suppressed: tuple[str, ...]
     undefined: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class GapSection:
+    title: str
+    rows: tuple[GapRow, ...]
+    open: bool
 
 
 @dataclass(frozen=True)
@@ -34,7 +49,7 @@ class PluginView:
     checklist: tuple[str, ...]
     findings: tuple[context.FindingView, ...]
     tables: tuple[tuple[GroupTable, Figure | None], ...]
-    gaps: tuple[GapRow, ...]
+    gaps: tuple[GapSection, ...]
     methods: tuple[tuple[str, context.Node], ...]
     settings: context.Node
     warnings: tuple[str, ...]
@@ -65,6 +80,20 @@ def _figure(table: GroupTable) -> Figure | None:
     )
 
 
+def _gap_sections(plugin: PluginResult, limit: int) -> tuple[GapSection, ...]:
+    """The key metric's gaps first (open when short), every other gap in a closed section."""
+    rows = gap_rows(plugin, limit)
+    key = key_metric_for(plugin, {base_id(r.metric_id) for r in rows})
+    main = tuple(r for r in rows if key is not None and base_id(r.metric_id) == key)
+    rest = tuple(r for r in rows if r not in main)
+    sections = []
+    if main:
+        sections.append(GapSection(f"{display_name(key)} gaps", main, len(main) <= 40))
+    if rest:
+        sections.append(GapSection("Other gaps" if main else "Gaps", rest, not main and len(rest) <= 12))
+    return tuple(sections)
+
+
 def plugin_view(plugin: PluginResult, limit: int) -> PluginView:
     tables = group_tables(plugin, limit)
     return PluginView(
@@ -78,7 +107,7 @@ def plugin_view(plugin: PluginResult, limit: int) -> PluginView:
         checklist=plugin.checklist,
         findings=tuple(context.finding_view(f) for f in plugin.findings),
         tables=tuple((t, _figure(t)) for t in tables),
-        gaps=tuple(gap_rows(plugin, limit)),
+        gaps=_gap_sections(plugin, limit),
         methods=tuple(context.methods(plugin)),
         settings=context.tree(plugin.settings),
         warnings=plugin.warnings,
@@ -86,6 +115,7 @@ def plugin_view(plugin: PluginResult, limit: int) -> PluginView:
 
 
 def html_context(result: AuditResult) -> dict[str, Any]:
+    result = for_display(result)
     limit = min_cell(result)
     return {
         **context.header(result),

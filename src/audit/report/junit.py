@@ -18,6 +18,7 @@ from datetime import datetime
 from audit.core.results import AuditResult, Status
 from audit.report import context
 from audit.report.formatting import check_text, group_label, min_cell
+from audit.report.suppression import for_display
 
 # Characters XML 1.0 cannot carry at all; ElementTree would write them and break parsers.
 _INVALID_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -83,6 +84,7 @@ def render_junit(result: AuditResult) -> str:
 
     Suppressed gate checks show ``suppressed (< min_cell)`` instead of their value.
     """
+    result = for_display(result)
     failing = set(context.fail_on(result))
     cases = _gate_cases(result) if result.gates else _plugin_cases(result)
     root = ET.Element("testsuites", name="future-audit")

@@ -13,7 +13,8 @@ import re
 from audit.core.results import AuditResult, PluginResult
 from audit.report import context
 from audit.report.formatting import display_name, min_cell
-from audit.report.view import group_tables
+from audit.report.suppression import for_display
+from audit.report.view import group_tables, key_metric_for
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}|~!#])")
 _ICON = {
@@ -55,8 +56,11 @@ def _plugin_lines(plugin: PluginResult, limit: int) -> list[str]:
     if keyed:
         lines.append("")
         lines += [f"- {_status(str(f.status))}: {md_escape(f.message)}" for f in keyed]
+    # Only the plugin's key metric: in multi-label mode the underdiagnosis rate, not every
+    # label's FNR (a pull-request comment holds 65,536 characters).
+    key = key_metric_for(plugin, {m.id for m in plugin.metrics})
     for table in group_tables(plugin, limit):
-        if table.key_metric is None or not table.grouping:
+        if table.key_metric is None or table.key_metric != key or not table.grouping:
             continue
         name = display_name(table.key_metric)
         lines += ["", f"**{md_escape(name)} by {md_escape(table.title)}**", ""]
@@ -81,6 +85,7 @@ def render_markdown(result: AuditResult) -> str:
     metric (``underdiagnosis_rate``, else ``fnr``) per group. Suppressed cells show only
     ``suppressed (< min_cell)``.
     """
+    result = for_display(result)
     limit = min_cell(result)
     head = context.header(result)
     lines = [
@@ -96,7 +101,9 @@ def render_markdown(result: AuditResult) -> str:
     ):
         if refs:
             names = ", ".join(
-                md_escape(f.name) + (f" (sha256 {md_escape(f.short)}…)" if f.short else "")
+                md_escape(f.name)
+                + (f" (sha256 {f.short}…)" if f.short else "")
+                + (f" ({md_escape(f.fingerprint)})" if f.fingerprint else "")
                 for f in refs
             )
             lines.append(f"- {label}: {names}")
@@ -122,6 +129,6 @@ def render_markdown(result: AuditResult) -> str:
         lines += [f"- {md_escape(source)}: {md_escape(text)}" for source, text in warnings]
     lines += [
         "",
-        f"_Cells on fewer than {limit} patients are suppressed. Full report: report.html._",
+        f"_Values based on a count below {limit} are suppressed. Full report: report.html._",
     ]
     return "\n".join(lines) + "\n"

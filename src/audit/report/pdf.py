@@ -7,13 +7,21 @@ from audit.errors import MissingExtraError
 from audit.report.html import render_html
 
 
-def _data_only(url: str, *args, **kwargs):
-    # The page embeds everything as data: URIs; refuse anything else rather than fetch it.
-    if url.startswith("data:"):
+def _data_only_fetcher():
+    """A URL fetcher that loads data: URIs and refuses everything else (nothing to fetch)."""
+    try:  # WeasyPrint >= 66
+        from weasyprint.urls import URLFetcher
+
+        return URLFetcher(allowed_protocols=("data",))
+    except ImportError:
         from weasyprint import default_url_fetcher
 
-        return default_url_fetcher(url, *args, **kwargs)
-    raise ValueError(f"report.pdf does not load external resources ({url[:60]})")
+        def fetch(url: str, *args, **kwargs):
+            if not url.startswith("data:"):
+                raise ValueError(f"report.pdf does not load external resources ({url[:60]})")
+            return default_url_fetcher(url, *args, **kwargs)
+
+        return fetch
 
 
 def render_pdf(result: AuditResult) -> bytes:
@@ -30,4 +38,4 @@ def render_pdf(result: AuditResult) -> bytes:
     except (ImportError, OSError):
         raise MissingExtraError("weasyprint", "pdf", "The PDF report") from None
     html = render_html(result)
-    return weasyprint.HTML(string=html, url_fetcher=_data_only).write_pdf()
+    return weasyprint.HTML(string=html, url_fetcher=_data_only_fetcher()).write_pdf()

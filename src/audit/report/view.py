@@ -97,6 +97,7 @@ class GroupTable:
 
 @dataclass(frozen=True)
 class GapRow:
+    metric_id: str
     metric: str
     label: str | None
     group: str
@@ -274,6 +275,7 @@ def gap_rows(plugin: PluginResult, limit: int) -> list[GapRow]:
             p_value, p_adjusted = Cell(fmt_p(m.p_value)), Cell(fmt_p(m.p_adjusted))
         rows.append(
             GapRow(
+                metric_id=m.id,
                 metric=display_name(m.id),
                 label=m.label,
                 group=m.group_label,

@@ -229,3 +229,20 @@ def test_intersection_with_unknown_attribute_is_an_error(tmp_path, toy_frame):
     with pytest.raises(ConfigError, match="not among the sensitive attributes"):
         audit_frame(toy_frame, tmp_path / "d.csv", sensitive=("sex",),
                     fairness={"threshold": 0.5, "intersections": [["sex", "race"]]})
+
+
+def test_suppression_propagates_to_values_that_reveal_a_small_cell(tmp_path, toy_frame):
+    frame = toy_frame.copy()
+    rare = frame.index[:40]
+    frame.loc[rare, "race"] = "rare"
+    frame.loc[rare, "y"] = [1] * 5 + [0] * 35  # 5 positives: FNR hidden
+    r = audit_frame(frame, tmp_path / "d.csv", sensitive=("race",), fairness={"threshold": 0.5})
+    g = {"race": "rare"}
+    assert not value(r, "n", g).suppressed          # 40 cases may be shown
+    assert value(r, "positives", g).suppressed
+    assert value(r, "fnr", g).suppressed
+    assert value(r, "prevalence", g).suppressed     # prevalence x n gives the positives back
+    assert value(r, "fnr_gap_overall", g, reference="overall").suppressed
+    gap = [m for m in r.plugin("fairness").metrics if m.id == "fnr_gap" and m.group == g]
+    assert all(m.suppressed for m in gap)
+    assert not value(r, "fpr", g).suppressed        # 35 negatives

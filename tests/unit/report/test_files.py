@@ -2,17 +2,20 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from dataclasses import replace
 
 import pytest
 
 from audit.core.results import AuditResult
-from audit.errors import ConfigError, InputError
+from audit.errors import ConfigError, InputError, MissingExtraError
 from audit.report import (
     load_result,
     render_html,
     render_json,
     render_junit,
     render_markdown,
+    write_atomic,
     write_reports,
 )
 from audit.report import files
@@ -38,8 +41,8 @@ def test_only_requested_formats(tmp_path, result):
 
 
 def test_unknown_format_is_a_config_error(tmp_path, result):
-    with pytest.raises(ConfigError, match=r"Unknown report format\(s\) 'pdf'.*html, json, junit, md, pdf"):
-        write_reports(result, tmp_path / "out", ["html", "pdf"])
+    with pytest.raises(ConfigError, match=r"Unknown report format\(s\) 'docx'.*html, json, junit, md, pdf"):
+        write_reports(result, tmp_path / "out", ["html", "docx"])
     assert not (tmp_path / "out").exists()
 
 
@@ -121,3 +124,27 @@ def test_load_result_on_a_directory_or_binary(tmp_path):
     (tmp_path / "r.json").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(InputError, match="cannot be read"):
         load_result(tmp_path / "r.json")
+
+
+def test_pdf_is_the_printed_html(tmp_path, result):
+    pytest.importorskip("weasyprint")
+    written = write_reports(result, tmp_path, ["pdf"])
+    assert written["pdf"].name == "report.pdf"
+    assert written["pdf"].read_bytes().startswith(b"%PDF")
+
+
+def test_pdf_without_weasyprint(tmp_path, result, monkeypatch):
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # import weasyprint -> ImportError
+    with pytest.raises(MissingExtraError, match=r"pip install 'future-audit\[pdf\]'"):
+        write_reports(result, tmp_path / "out", ["md", "pdf"])
+    assert not (tmp_path / "out").exists()
+    config = {**result.config, "report": {"min_cell": 10, "continue_without_pdf": True}}
+    written = write_reports(replace(result, config=config), tmp_path / "out", ["md", "pdf"])
+    assert list(written) == ["md"]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["summary.md"]
+
+
+def test_write_atomic_text_and_bytes(tmp_path):
+    assert write_atomic(tmp_path / "a.txt", "é\n").read_bytes() == "é\n".encode()
+    assert write_atomic(tmp_path / "b.bin", b"\x00\x01").read_bytes() == b"\x00\x01"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.bin"]

@@ -27,6 +27,8 @@ from audit.report.formatting import (
         ("n", 1234.0, "1,234"),
         ("fnr", None, "undefined"),
         ("fnr", 0.0, "0.0%"),
+        ("fnr_gap", -0.0001, "+0.0 pp"),
+        ("auroc_gap", -0.0001, "+0.000"),
     ],
 )
 def test_fmt_number(metric_id, value, text):

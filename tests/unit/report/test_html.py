@@ -31,7 +31,7 @@ def test_user_strings_are_escaped(html):
     assert "<script" not in html.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     # also in an attribute-free text spot: the file name with angle brackets
-    assert "data/test &lt;v2&gt;.csv" in html
+    assert "test &lt;v2&gt;.csv" in html
 
 
 def test_no_external_resources_and_no_javascript(html):
@@ -55,13 +55,17 @@ def test_figures_are_svg_data_uris_not_inline_svg(html):
     assert len(uris) == 1  # one grouping ({sex}) with a key metric
     svg = base64.b64decode(uris[0].removeprefix("data:image/svg+xml;base64,")).decode()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
-    assert "<image" not in svg and "@font-face" not in svg
+    assert "<image" not in svg and "@font-face" not in svg and "<script" not in svg
+    # one row per shown group; suppressed (X) and undefined (U) groups are left out
+    labels = re.findall(r"<text[^>]*>([^<]*)", svg)
+    assert {"sex=F", "sex=M", "sex=&lt;script&gt;alert(1)&lt;/script&gt;", "FNR"} <= set(labels)
+    assert "sex=X" not in labels and "sex=U" not in labels
 
 
 def test_header_shows_date_files_and_status(html):
     assert "2024-05-01 10:00:12 UTC" in html
     assert SHA_DATA[:12] in html
-    assert "models/model.skops" in html
+    assert "model.skops" in html
     assert re.search(r'class="badge st-FAIL big"', html)
 
 
@@ -108,7 +112,7 @@ def test_forest_plot_omits_suppressed_and_undefined_groups(result):
 
 
 def test_figure_caption_lists_suppressed_and_undefined(html):
-    assert "suppressed (fewer than 10 patients): sex=X." in html
+    assert "suppressed (a count below 10): sex=X." in html
     assert "undefined: sex=U (no positives)" in html
 
 
@@ -206,3 +210,10 @@ def test_every_table_row_has_as_many_cells_as_its_header(html):
     for table in html_tables(html):
         if len(table) > 1 and len(table[0]) > 2:
             assert {len(r) for r in table} == {len(table[0])}
+
+
+def test_predictions_only_model_shows_its_fingerprint_not_a_fake_hash():
+    result = make_result()
+    provenance = {**result.provenance, "model": {"kind": "predictions", "source": "p", "sha256": "predictions:p"}}
+    html = render_html(make_result(provenance=provenance))
+    assert "(predictions:p)" in html and "sha256 predictions" not in html

@@ -82,8 +82,8 @@ def test_evil_name_in_md_cannot_open_a_tag():
     assert EVIL not in render_markdown(make_result())
 
 
-def test_multilabel_tables_per_label():
+def test_multilabel_shows_only_the_underdiagnosis_rate():
     md = render_markdown(make_multilabel())
     assert "**Underdiagnosis rate by sex**" in md
-    assert "**FNR by Effusion — sex**" in md and "**FNR by Edema — sex**" in md
+    assert "Effusion" not in md and "| FNR" not in md
     assert "No gates were configured." in md
