@@ -263,3 +263,13 @@ def _template_entry(item, note: str) -> str:
         lines.append(f"  #   # {note}")
     lines.append('  #   answer: ""')
     return "\n".join(lines)
+
+
+def attestations_from_record(record: Mapping[str, Any] | None) -> dict[str, dict[str, Attestation]]:
+    """Attestations back from their JSON form in ``AuditResult.attestations``."""
+    return {
+        cid: {item: Attestation(answer=a["answer"], links=tuple(a.get("links") or ()), by=a.get("by"),
+                                date=a.get("date"))
+              for item, a in items.items()}
+        for cid, items in (record or {}).items()
+    }

@@ -245,13 +245,53 @@ def init(
     try:
         if out.exists() and not force:
             raise InputError(f"{out} already exists; pass --force to overwrite it.")
-        text = render_config(data, guess_roles(data), out)
+        template = out.with_name("attestations.yaml")
+        text = render_config(data, guess_roles(data), out, attestations=template.name)
+        from audit.attestations import attestation_template
         from audit.report.files import write_atomic
 
         write_atomic(out, text)
+        wrote_template = not template.exists()
+        if wrote_template:  # never overwrite the team's written answers
+            write_atomic(template, attestation_template())
     except AuditError as exc:
         _fail(exc, debug)
     typer.echo(f"wrote {out}: check the guessed roles before running `future-audit run --config {out}`")
+    if wrote_template:
+        typer.echo(f"wrote {template}: answer the checklist items no tool can measure")
+
+
+@app.command()
+def checklist(
+    name: Annotated[str, typer.Argument(help="claim | tripod-ai | future-ai")],
+    results: Annotated[Path | None, typer.Argument(help="results.json of an audit (optional).")] = None,
+    attestations: Annotated[Path | None, typer.Option(help="YAML file with the team's written answers.")] = None,
+    debug: Annotated[bool, typer.Option("--debug")] = False,
+) -> None:
+    """Print a checklist with each item measured, attested or open."""
+    from rich.console import Console
+
+    from audit.attestations import attestations_from_record, load_attestations
+    from audit.checklists import coverage_line, format_checklist_table, item_states, load_checklist
+    from audit.errors import AuditError
+
+    try:
+        chk = load_checklist(name)
+        result = None
+        answers = {}
+        if results is not None:
+            from audit.report import load_result
+
+            result = load_result(results)
+            answers = attestations_from_record(result.attestations)
+        if attestations is not None:
+            answers = load_attestations(attestations)
+        states = item_states(chk, result, answers)
+    except AuditError as exc:
+        _fail(exc, debug)
+    console = Console()
+    console.print(format_checklist_table(chk, states))
+    console.print(coverage_line(chk, states))
 
 
 def main(argv: list[str] | None = None) -> int:

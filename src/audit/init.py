@@ -80,7 +80,7 @@ def _q(s: str) -> str:
     return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render_config(data_path: Path, roles: Roles, out: Path) -> str:
+def render_config(data_path: Path, roles: Roles, out: Path, attestations: str | None = None) -> str:
     """The text of a commented audit.toml for ``roles``."""
     try:
         rel = Path(data_path).resolve().relative_to(Path(out).resolve().parent)
@@ -126,6 +126,8 @@ def render_config(data_path: Path, roles: Roles, out: Path) -> str:
         "out = \"reports/audit\"",
         "formats = [\"html\", \"json\", \"junit\", \"md\"]",
         "min_cell = 10               # cells with fewer cases are suppressed",
+        (f"attestations = {_q(attestations)}   # the team's answers to checklist items no tool measures"
+         if attestations else "# attestations = \"attestations.yaml\""),
         "",
         "# [[gates]]                 # CI gates: exit 1 when one fails",
         "# metric = \"fairness.fnr_gap\"",

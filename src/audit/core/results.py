@@ -236,6 +236,7 @@ class AuditResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     data_summary: dict[str, Any] = field(default_factory=dict)
+    attestations: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     status: Status = Status.SKIPPED
     exit_code: int = 0

@@ -80,6 +80,7 @@ def run_audit(
     """
     started = prov.now()
     plugins = select_plugins(config, available)
+    attestations = load_attestation_record(config.report.attestations)
     data, reference, model = load_inputs(config)
     ctx = AuditContext(config=config, data=data, reference=reference, model=model, progress=progress)
     if data.n_dropped:
@@ -137,11 +138,36 @@ def run_audit(
         gates=gates,
         provenance=provenance,
         config=resolved,
-        data_summary={"rows": data.n_rows, "reference_rows": None if reference is None else reference.n_rows},
+        data_summary=_data_summary(config, data, reference),
+        attestations=attestations,
         warnings=tuple(ctx.warnings),
         status=worst_status(statuses),
         exit_code=exit_code(gates, tuple(results), config.fail_on),
     )
+
+
+def load_attestation_record(path: Path | None) -> dict[str, Any]:
+    """The team's written answers as plain JSON data (checklist id → item id → answer record)."""
+    if path is None:
+        return {}
+    from dataclasses import asdict
+
+    from audit.attestations import load_attestations
+
+    return {cid: {item: {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(a).items()}
+                  for item, a in items.items()}
+            for cid, items in load_attestations(path).items()}
+
+
+def _data_summary(config: AuditConfig, data: Dataset, reference: Dataset | None) -> dict[str, Any]:
+    """Counts only: rows, rows dropped, label prevalence (no row-level data)."""
+    def one(ds: Dataset) -> dict[str, Any]:
+        return {"rows": ds.n_rows, "rows_read": ds.n_rows_read, "rows_dropped": ds.n_dropped,
+                "positives": {lab: int(ds.frame[lab].sum()) for lab in config.data.label}}
+
+    return {"data": one(data), "reference": None if reference is None else one(reference),
+            "labels": list(config.data.label), "sensitive": list(config.data.sensitive),
+            "rows": data.n_rows}
 
 
 def _dataset_record(ds: Dataset) -> dict[str, Any]:
