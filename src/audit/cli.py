@@ -78,6 +78,7 @@ def run(
     min_cell: Annotated[str | None, typer.Option(help="Suppress cells with fewer cases (default 10).")] = None,
     attestations: Annotated[str | None, typer.Option(help="YAML file answering checklist items no tool can measure.")] = None,
     drop_missing: Annotated[bool, typer.Option("--drop-missing", help="Drop rows with a missing label/score (the report says how many).")] = False,
+    continue_without_pdf: Annotated[bool, typer.Option("--continue-without-pdf", help="If WeasyPrint is missing, write the other formats instead of failing.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary table.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks; re-raise plugin errors.")] = False,
 ) -> None:
@@ -93,6 +94,7 @@ def run(
                 "trust_model": trust_model, "gates": gate, "gate_policy": gate_policy, "fail_on": fail_on,
                 "plugins": plugin, "out": out, "formats": format, "min_cell": min_cell,
                 "attestations": attestations, "drop_missing": drop_missing or None, "seed": seed,
+                "continue_without_pdf": continue_without_pdf or None,
             },
             fairness={"threshold": threshold, "operating_point": operating_point, "intersections": intersection,
                       "bootstrap": bootstrap, "seed": seed, "correction": correction},

@@ -267,3 +267,25 @@ def test_plugin_error_becomes_error_result(tmp_path, data, monkeypatch):
     assert res.exit_code == 1
     result = json.loads((tmp_path / "o" / "results.json").read_text())
     assert result["plugins"][0]["status"] == "ERROR" and "kaput" in result["plugins"][0]["error"]
+
+
+def test_pdf_without_weasyprint_fails_before_writing(tmp_path, data, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "weasyprint" or name.startswith("weasyprint."):
+            raise ImportError("No module named 'weasyprint'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    out = tmp_path / "o"
+    res = invoke(*base_args(data, out), "--format", "html,pdf")
+    assert res.exit_code == 4 and "pip install 'future-audit[pdf]'" in res.output
+    assert not out.exists()
+    res = invoke(*base_args(data, out), "--format", "html,json,pdf", "--continue-without-pdf")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "results.json"]
+    warnings = json.loads((out / "results.json").read_text())["warnings"]
+    assert any("report.pdf was not written" in w for w in warnings)

@@ -12,7 +12,7 @@ from audit.core.config import AuditConfig
 from audit.core.context import AuditContext
 from audit.core.gates import evaluate_gate, exit_code, validate_gates
 from audit.core.results import AuditResult, PluginResult, Status, worst_status
-from audit.errors import AuditError, ConfigError
+from audit.errors import AuditError, ConfigError, MissingExtraError
 from audit.io.tables import Dataset, load_dataset
 from audit.plugins.base import AuditPlugin, discover_plugins, make_params
 
@@ -79,6 +79,7 @@ def run_audit(
         other exception becomes an ERROR result instead, unless ``debug`` is set.
     """
     started = prov.now()
+    pdf_ok = check_pdf_support(config)
     plugins = select_plugins(config, available)
     attestations = load_attestation_record(config.report.attestations)
     data, reference, model = load_inputs(config)
@@ -87,6 +88,9 @@ def run_audit(
         ctx.warn(f"{data.n_dropped} rows of {data.path.name} with missing label/score were dropped (--drop-missing).")
     if reference is not None and reference.n_dropped:
         ctx.warn(f"{reference.n_dropped} rows of {reference.path.name} with missing label/score were dropped.")
+    if not pdf_ok:
+        ctx.warn("WeasyPrint is not installed: report.pdf was not written (--continue-without-pdf). "
+                 "Install it with: pip install 'future-audit[pdf]'")
     shared = shared_identifiers(data, reference, config.data.id)
     if shared:
         ctx.warn(
@@ -144,6 +148,25 @@ def run_audit(
         status=worst_status(statuses),
         exit_code=exit_code(gates, tuple(results), config.fail_on),
     )
+
+
+def check_pdf_support(config: AuditConfig) -> bool:
+    """Fail before any work when a PDF is asked for and WeasyPrint cannot load.
+
+    Returns False (go on without the PDF) only when the user asked to continue without it.
+    """
+    if "pdf" not in config.report.formats:
+        return True
+    try:
+        import weasyprint  # noqa: F401  (costs a second; only when a PDF is asked for)
+    except (ImportError, OSError):
+        if config.report.continue_without_pdf:
+            return False
+        raise MissingExtraError(
+            "weasyprint", "pdf",
+            "PDF output (--format pdf) (or pass --continue-without-pdf to write the other formats)",
+        ) from None
+    return True
 
 
 def load_attestation_record(path: Path | None) -> dict[str, Any]:
