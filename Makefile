@@ -6,6 +6,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test system-deps bench clean
 
+# Debian packages: pango for WeasyPrint's PDF, poppler-utils to check PDFs, Chromium for the
+# real-browser tests (driven by Playwright; never `playwright install`, which downloads).
+SYSTEM_PACKAGES := chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
 # torch==2.13.0 first: the CPU build on this machine's disk. An unpinned torch would pull a
 # CUDA build of several GB. Never torchvision.
 $(STAMP): pyproject.toml
@@ -15,14 +20,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[all,dev]'
 	touch $(STAMP)
 
+system-deps:
+	@if ! command -v chromium >/dev/null || ! command -v pdftoppm >/dev/null \
+	    || ! dpkg -s libharfbuzz-subset0 libpangoft2-1.0-0 >/dev/null 2>&1; then \
+	  echo "installing Debian packages: $(SYSTEM_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
+	fi
+
 # The audit of the embedded real example (CHOP SARS-CoV-2 tests 2020) -> reports/demo/.
 # Exit 1 means a gate failed: the demo still wrote its reports, so only 0 and 1 are success.
-demo: $(STAMP)
+demo: $(STAMP) system-deps
 	@$(BIN)/future-audit run --config examples/covid_testing/audit.toml; rc=$$?; \
 	if [ $$rc -gt 1 ]; then exit $$rc; fi; \
 	echo "demo report: reports/demo/report.html (exit code $$rc: 0 all gates hold, 1 a gate failed)"
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
