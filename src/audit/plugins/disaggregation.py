@@ -121,11 +121,38 @@ def _rate_estimate(point: float, samples: np.ndarray, level: float, method: str,
     return Estimate(point, (float(lo), float(hi)), method)
 
 
-def _gap_estimate(diff_point: float, diff_samples: np.ndarray, level: float, method: str) -> Estimate:
+def newcombe_interval(k1: int, n1: int, k2: int, n2: int, level: float) -> tuple[float, float]:
+    """Newcombe's hybrid score interval for p1 - p2 (method 10), from Wilson intervals.
+
+    Newcombe RG. Interval estimation for the difference between independent proportions.
+    Stat Med 1998;17:873-890.
+    """
+    def wilson(k, n):
+        ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
+        return ci.low, ci.high
+
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson(k1, n1)
+    l2, u2 = wilson(k2, n2)
+    d = p1 - p2
+    return d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+
+
+def _gap_estimate(diff_point: float, diff_samples: np.ndarray, level: float, method: str,
+                  counts: tuple[int, int, int, int] | None = None, sign: int = 1) -> Estimate:
+    """``counts`` = (k_group, n_group, k_ref, n_ref) of the rate, for the degenerate case."""
     if not np.isfinite(diff_point):
         return Estimate(float("nan"), None, method, reason="undefined for this group or the reference")
     lo, hi = percentile_interval(diff_samples, level=level)
     p = float(bootstrap_p_value(diff_samples))
+    if counts is not None and np.isfinite(lo) and lo == hi and min(counts[1], counts[3]) > 0:
+        # Every replicate gives the same gap (both rates at 0% or 100%): the percentile
+        # interval would claim certainty. Newcombe's score interval does not.
+        kg, ng, kr, nr = counts
+        a, b = newcombe_interval(kr, nr, kg, ng, level)  # reference minus group
+        lo, hi = sorted((sign * a, sign * b))
+        return Estimate(diff_point, (float(lo), float(hi)),
+                        "Newcombe hybrid score interval (the bootstrap is degenerate)", p_value=p)
     ci = (float(lo), float(hi)) if np.isfinite(lo) and np.isfinite(hi) else None
     return Estimate(diff_point, ci, method, p_value=p if np.isfinite(p) else None,
                     reason=None if ci else "too few bootstrap replicates define the gap")
@@ -219,11 +246,13 @@ def analyse_grouping(
             if m in RATE_METRICS:
                 diff_o = sign * (overall_obs[m] - obs_rates[m][g])
                 samples_o = sign * (overall_boot[m] - boot_rates[m][:, g])
-                gs.gap_overall[m] = _gap_estimate(float(diff_o), samples_o, level, boot_method)
+                gs.gap_overall[m] = _gap_estimate(float(diff_o), samples_o, level, boot_method,
+                                                  (*_binomial(m, gs.counts), *_binomial(m, overall.counts)), sign)
                 if b is not None and g != b:
                     diff_b = sign * (obs_rates[m][b] - obs_rates[m][g])
                     samples_b = sign * (boot_rates[m][:, b] - boot_rates[m][:, g])
-                    gs.gap_best[m] = _gap_estimate(float(diff_b), samples_b, level, boot_method)
+                    gs.gap_best[m] = _gap_estimate(float(diff_b), samples_b, level, boot_method,
+                                                   (*_binomial(m, gs.counts), *_binomial(m, groups[b].counts)), sign)
             else:
                 gs.gap_overall[m] = _score_gap(overall.metrics[m].value, gs.metrics[m].value,
                                                psis[m].get("overall"), psis[m].get(g), sign, clusters, level)

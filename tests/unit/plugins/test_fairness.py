@@ -246,3 +246,29 @@ def test_suppression_propagates_to_values_that_reveal_a_small_cell(tmp_path, toy
     gap = [m for m in r.plugin("fairness").metrics if m.id == "fnr_gap" and m.group == g]
     assert all(m.suppressed for m in gap)
     assert not value(r, "fpr", g).suppressed        # 35 negatives
+
+
+def test_degenerate_rates_get_exact_and_newcombe_intervals(tmp_path):
+    # Both groups miss nobody: FNR 0/20 and 0/30. The bootstrap would say [0, 0] for the
+    # rates and for the gap (certainty); the Clopper-Pearson and Newcombe intervals do not.
+    from scipy.stats import binomtest
+
+    frame = pd.DataFrame({"sex": ["F"] * 40 + ["M"] * 60,
+                          "y": [1] * 20 + [0] * 20 + [1] * 30 + [0] * 30,
+                          "p": [0.9] * 20 + [0.1] * 20 + [0.8] * 30 + [0.2] * 30})
+    r = audit_frame(frame, tmp_path / "d.csv", fairness={"threshold": 0.5})
+    fnr = value(r, "fnr", {"sex": "F"})
+    assert fnr.value == 0.0
+    expected = binomtest(0, 20).proportion_ci(0.95, method="exact")
+    assert fnr.ci == pytest.approx((expected.low, expected.high), abs=1e-12)
+    assert "Clopper-Pearson" in fnr.ci_method
+    gap = [m for m in r.plugin("fairness").metrics if m.id == "fnr_gap"][0]
+    assert gap.value == 0.0 and gap.ci[0] < 0 < gap.ci[1]
+    assert "Newcombe" in gap.ci_method
+    # Hand check of Newcombe's method 10 for 0/20 vs 0/30 (Wilson upper bounds z^2/(n+z^2)).
+    z2 = 1.959963984540054 ** 2
+    u20, u30 = z2 / (20 + z2), z2 / (30 + z2)
+    assert sorted(abs(x) for x in gap.ci) == pytest.approx(sorted([u20, u30]), abs=1e-9)
+    # A gate cannot pass on certainty that is not there.
+    r2 = audit_frame(frame, tmp_path / "d.csv", fairness={"threshold": 0.5}, gates=["fairness.fnr_gap<=0.01"])
+    assert r2.gates[0].status == Status.INCONCLUSIVE
