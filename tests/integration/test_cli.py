@@ -289,3 +289,44 @@ def test_pdf_without_weasyprint_fails_before_writing(tmp_path, data, monkeypatch
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "results.json"]
     warnings = json.loads((out / "results.json").read_text())["warnings"]
     assert any("report.pdf was not written" in w for w in warnings)
+
+
+def test_checklist_command_with_results_and_attestations(tmp_path, data):
+    att = tmp_path / "att.yaml"
+    att.write_text('claim-2024:\n  "3":\n    answer: "Triage of chest X-rays <b>only</b>"\n')
+    out = tmp_path / "o"
+    res = invoke(*base_args(data, out), "--attestations", att, "--format", "json")
+    assert res.exit_code == 0, res.output
+    result = json.loads((out / "results.json").read_text())
+    assert result["attestations"]["claim-2024"]["3"]["answer"].startswith("Triage")
+    res = invoke("checklist", "claim", out / "results.json")
+    assert res.exit_code == 0, res.output
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith("CLAIM 2024: ") and "of 44 items measured, 1 attested" in last
+    res = invoke("checklist", "tripod-ai")
+    assert res.exit_code == 0 and "0 of 52 sub-items measured" in res.output
+
+
+def test_checklist_and_attestation_errors_exit_4(tmp_path, data):
+    res = invoke("checklist", "consort")
+    assert res.exit_code == 4 and "claim-2024" in res.output
+    bad = tmp_path / "att.yaml"
+    bad.write_text('claim-2024:\n  "3": {answer: "x"\n')
+    res = invoke(*base_args(data, tmp_path / "o"), "--attestations", bad)
+    assert res.exit_code == 4 and "line" in res.output and "column" in res.output
+    assert not (tmp_path / "o").exists()
+    unknown = tmp_path / "att2.yaml"
+    unknown.write_text('claim-2024:\n  "99":\n    answer: "x"\n')
+    res = invoke(*base_args(data, tmp_path / "o"), "--attestations", unknown)
+    assert res.exit_code == 4 and "99" in res.output
+
+
+def test_init_writes_attestation_template(tmp_path, data):
+    out = tmp_path / "audit.toml"
+    assert invoke("init", "--data", data, "--out", out).exit_code == 0
+    template = tmp_path / "attestations.yaml"
+    assert template.exists() and '"3":' in template.read_text()
+    from audit.attestations import load_attestations
+
+    answers = load_attestations(template)
+    assert not any(answers.values())  # every item commented out: nothing answered yet

@@ -15,7 +15,7 @@ from typing import Any
 
 from audit.errors import ConfigError
 
-FORMATS = ("html", "json", "junit", "md", "pdf")
+FORMATS = ("html", "json", "junit", "md", "pdf", "model_card")
 DEFAULT_FORMATS = ("html", "json", "junit", "md")
 GATE_POLICIES = ("interval", "point")
 FAIL_ON = ("fail", "inconclusive", "warn")
