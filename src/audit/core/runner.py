@@ -17,9 +17,8 @@ from audit.io.tables import Dataset, load_dataset
 from audit.plugins.base import AuditPlugin, discover_plugins, make_params
 
 
-def select_plugins(config: AuditConfig, available: dict[str, type[AuditPlugin]] | None = None) -> list[AuditPlugin]:
+def select_plugins(config: AuditConfig, available: dict[str, type[AuditPlugin]]) -> list[AuditPlugin]:
     """Instantiate the configured plugins with validated parameters (before any data is read)."""
-    available = discover_plugins() if available is None else available
     names = list(config.plugins) if config.plugins else sorted(available)
     unknown = [n for n in names if n not in available]
     if unknown:
@@ -80,6 +79,7 @@ def run_audit(
     """
     started = prov.now()
     pdf_ok = check_pdf_support(config)
+    available = discover_plugins() if available is None else available
     plugins = select_plugins(config, available)
     attestations = load_attestation_record(config.report.attestations)
     data, reference, model = load_inputs(config)
@@ -132,6 +132,7 @@ def run_audit(
         "reference": None if reference is None else _dataset_record(reference),
         "model": {"kind": model.kind, "source": _display_source(model), "sha256": model.fingerprint()},
         "model_calls": ctx.cache.calls,
+        "plugins_installed": {name: cls.version for name, cls in sorted(available.items())},
         "versions": prov.package_versions(),
         "environment": prov.environment(),
         "git": prov.git_state(cwd or Path.cwd()),

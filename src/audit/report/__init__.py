@@ -1,7 +1,8 @@
 """Renderers: they read an :class:`~audit.core.results.AuditResult` and nothing else.
 
-``render_html`` (report.html), ``render_markdown`` (summary.md), ``render_junit``
-(junit.xml) and ``render_json`` (results.json) each return a string, ``render_pdf``
+``render_html`` (report.html), ``render_markdown`` (summary.md), ``render_model_card``
+(model_card.md), ``render_junit`` (junit.xml) and ``render_json`` (results.json) each return
+a string, ``render_pdf``
 (report.pdf, the ``pdf`` extra) bytes; ``write_reports`` writes the requested ones
 atomically, ``load_result`` reads results.json back so any report can be re-rendered from it.
 """
@@ -9,6 +10,7 @@ atomically, ``load_result`` reads results.json back so any report can be re-rend
 from audit.report.html import render_html
 from audit.report.junit import render_junit
 from audit.report.markdown import render_markdown
+from audit.report.model_card import render_model_card
 from audit.report.files import FORMATS, load_result, render_json, write_atomic, write_reports
 from audit.report.pdf import render_pdf
 from audit.report.templates import templates_dir
@@ -20,6 +22,7 @@ __all__ = [
     "render_json",
     "render_junit",
     "render_markdown",
+    "render_model_card",
     "render_pdf",
     "templates_dir",
     "write_atomic",

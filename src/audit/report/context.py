@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from audit.core.results import AuditResult, Finding, GateResult, PluginResult
+from audit.report.anchors import finding_anchor
 from audit.report.formatting import (
     check_text,
     fmt_number,
@@ -37,6 +38,7 @@ METHOD_KEYS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("test_method_rates",), "Test for gaps in rates"),
     (("test_method_auroc_brier",), "Test for gaps in AUROC and Brier"),
     (("correction", "multiplicity_correction", "multiplicity", "p_adjust"), "Multiplicity correction"),
+    (("multiplicity_family", "correction_family"), "Tests corrected together"),
     (("n_bootstrap", "bootstrap_replicates", "n_resamples"), "Bootstrap replicates"),
     (("random_state", "seed"), "Random seed"),
     (("min_group_size", "min_group_n", "min_n"), "Minimum group size"),
@@ -74,6 +76,8 @@ class FileRef:
 
 @dataclass(frozen=True)
 class FindingView:
+    id: str
+    anchor: str
     status: str
     symbol: str
     title: str
@@ -167,12 +171,33 @@ def header(result: AuditResult) -> dict[str, Any]:
         "data_files": file_refs(first_value(prov, ("data", "datasets"))),
         "reference_files": file_refs(prov.get("reference")),
         "model_files": file_refs(prov.get("model")),
+        "model_kind": model_kind(result),
+        "data_rows": data_rows(result),
         "status": str(result.status),
         "symbol": status_symbol(result.status),
         "exit_code": result.exit_code,
         "min_cell": min_cell(result),
         "fail_on": ", ".join(fail_on(result)),
     }
+
+
+def model_kind(result: AuditResult) -> str:
+    model = result.provenance.get("model")
+    kind = model.get("kind") if isinstance(model, Mapping) else None
+    return str(kind) if kind else ""
+
+
+def data_rows(result: AuditResult) -> str:
+    """``6,251 rows`` from the data summary (or the provenance), empty when unknown."""
+    summary = result.data_summary
+    rows = summary.get("rows")
+    if rows is None and isinstance(summary.get("data"), Mapping):
+        rows = summary["data"].get("rows")
+    if rows is None and isinstance(result.provenance.get("data"), Mapping):
+        rows = result.provenance["data"].get("rows_used")
+    if isinstance(rows, int) and not isinstance(rows, bool):
+        return f"{rows:,} rows"
+    return ""
 
 
 def fail_on(result: AuditResult) -> list[str]:
@@ -183,13 +208,15 @@ def fail_on(result: AuditResult) -> list[str]:
     return [str(v).upper() for v in value]
 
 
-def finding_view(f: Finding) -> FindingView:
+def finding_view(f: Finding, plugin: str = "") -> FindingView:
     threshold = ""
     if f.threshold is not None:
         metric_id = f.metric.rsplit(".", 1)[-1] if f.metric else None
         threshold = fmt_number(metric_id, f.threshold) if metric_id else f"{f.threshold:g}"
         threshold = threshold.removeprefix("+")
     return FindingView(
+        id=f.id,
+        anchor=finding_anchor(plugin, f.id),
         status=str(f.status),
         symbol=status_symbol(f.status),
         title=f.title,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import warnings
+from dataclasses import replace
 
 from audit.report.formatting import display_name, is_rate
 from audit.report.view import ForestData
@@ -29,16 +30,43 @@ _RC = {
     "font.size": 9,
 }
 _MAX_LABEL = 40
+# Rows per figure: at 0.28 in a row the 9 pt labels never overlap, and a figure of this
+# many rows still fits one A4 page of the PDF.
+MAX_ROWS = 30
 
 
 def _short(label: str) -> str:
     return label if len(label) <= _MAX_LABEL else label[: _MAX_LABEL - 1] + "…"
 
 
-def forest_svg(data: ForestData) -> str | None:
+def _limits(data: ForestData) -> tuple[float, float] | None:
+    values = [v for p in data.points for v in (p.value, *(p.ci or ()))]
+    if data.overall is not None:
+        values.append(data.overall)
+    if not values:
+        return None
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.05 or 0.05
+    return lo - pad, hi + pad
+
+
+def forest_svgs(data: ForestData, max_rows: int = MAX_ROWS) -> list[str]:
+    """The forest plot of ``data``, split into figures of at most ``max_rows`` groups.
+
+    Every part shares one x axis, so groups in different parts compare by eye. Empty when
+    no group has a value to plot.
+    """
+    points = data.points
+    xlim = _limits(data)
+    chunks = [points[i : i + max_rows] for i in range(0, len(points), max_rows)]
+    return [svg for chunk in chunks if (svg := forest_svg(replace(data, points=chunk), xlim)) is not None]
+
+
+def forest_svg(data: ForestData, xlim: tuple[float, float] | None = None) -> str | None:
     """A forest plot of one metric by group: point, interval whiskers, overall line.
 
-    Returns the SVG text, or None when no group has a value to plot.
+    Returns the SVG text, or None when no group has a value to plot. ``xlim`` fixes the
+    x axis (parts of one split plot share it).
     """
     points = data.points
     if not points:
@@ -73,6 +101,8 @@ def forest_svg(data: ForestData) -> str | None:
             ax.axvline(data.overall, color=VERMILLION, linestyle="--", linewidth=1.2)
         ax.set_yticks(ys, [_short(p.label) for p in points], parse_math=False)
         ax.set_ylim(-0.7, len(points) - 0.3)
+        if xlim is not None:
+            ax.set_xlim(*xlim)
         if rate:
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v * 100:.0f}%"))
         ax.set_xlabel(display_name(data.metric_id), parse_math=False)

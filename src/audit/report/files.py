@@ -13,6 +13,7 @@ from audit.errors import ConfigError, InputError, MissingExtraError
 from audit.report.html import render_html
 from audit.report.junit import render_junit
 from audit.report.markdown import render_markdown
+from audit.report.model_card import render_model_card
 from audit.report.pdf import render_pdf
 
 FILE_NAMES = {
@@ -21,6 +22,7 @@ FILE_NAMES = {
     "junit": "junit.xml",
     "md": "summary.md",
     "pdf": "report.pdf",
+    "model_card": "model_card.md",
 }
 FORMATS = tuple(FILE_NAMES)
 
@@ -36,6 +38,7 @@ RENDERERS: dict[str, Callable[[AuditResult], str | bytes]] = {
     "junit": render_junit,
     "md": render_markdown,
     "pdf": render_pdf,
+    "model_card": render_model_card,
 }
 
 
@@ -83,7 +86,8 @@ def write_reports(result: AuditResult, out_dir: str | os.PathLike, formats: Iter
         Folder for the reports; created (with parents) if missing.
     formats : iterable of str
         Any of ``"html"`` (report.html), ``"json"`` (results.json), ``"junit"`` (junit.xml),
-        ``"md"`` (summary.md) and ``"pdf"`` (report.pdf, needs the ``pdf`` extra).
+        ``"md"`` (summary.md), ``"pdf"`` (report.pdf, needs the ``pdf`` extra) and
+        ``"model_card"`` (model_card.md).
 
     Returns
     -------

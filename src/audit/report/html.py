@@ -7,10 +7,14 @@ from typing import Any
 
 from audit.core.results import AuditResult, PluginResult
 from audit.report import context
-from audit.report.figures import forest_svg, svg_data_uri
+from audit.report.anchors import plugin_anchor
+from audit.report.checklist_view import attested_by_principle, checklist_views
+from audit.report.figures import forest_svgs, svg_data_uri
 from audit.report.formatting import base_id, display_name, fmt_number, min_cell
+from audit.report.methods import SUPPRESSION_RULE, MethodsView, methods_view
 from audit.report.suppression import for_display
 from audit.report.templates import environment
+from audit.report.verdict import NOT_ASSESSED, status_reason, verdict_rows
 from audit.report.view import (
     GapRow,
     GroupTable,
@@ -23,7 +27,9 @@ from audit.report.view import (
 
 @dataclass(frozen=True)
 class Figure:
-    uri: str
+    """One forest plot, possibly in several parts (at most ``figures.MAX_ROWS`` groups each)."""
+
+    uris: tuple[str, ...]
     alt: str
     caption: str
     suppressed: tuple[str, ...]
@@ -40,6 +46,7 @@ class GapSection:
 @dataclass(frozen=True)
 class PluginView:
     name: str
+    anchor: str
     principle: str
     version: str
     status: str
@@ -50,8 +57,7 @@ class PluginView:
     findings: tuple[context.FindingView, ...]
     tables: tuple[tuple[GroupTable, Figure | None], ...]
     gaps: tuple[GapSection, ...]
-    methods: tuple[tuple[str, context.Node], ...]
-    settings: context.Node
+    methods: MethodsView
     warnings: tuple[str, ...]
 
 
@@ -59,8 +65,8 @@ def _figure(table: GroupTable) -> Figure | None:
     forest = table.forest
     if forest is None:
         return None
-    svg = forest_svg(forest)
-    if svg is None and not forest.suppressed and not forest.undefined:
+    svgs = forest_svgs(forest)
+    if not svgs and not forest.suppressed and not forest.undefined:
         return None
     name = display_name(forest.metric_id)
     what = f"{name} by {' × '.join(table.grouping)}"
@@ -71,8 +77,10 @@ def _figure(table: GroupTable) -> Figure | None:
         caption += f"; dashed line: overall ({fmt_number(forest.metric_id, forest.overall)})"
     if any(p.under_powered for p in forest.points):
         caption += "; open dots: under-powered groups"
+    if len(svgs) > 1:
+        caption += f". {len(forest.points)} groups in {len(svgs)} parts, on one scale"
     return Figure(
-        uri=svg_data_uri(svg) if svg is not None else "",
+        uris=tuple(svg_data_uri(svg) for svg in svgs),
         alt=f"Forest plot of {what}",
         caption=caption + ".",
         suppressed=forest.suppressed,
@@ -98,6 +106,7 @@ def plugin_view(plugin: PluginResult, limit: int) -> PluginView:
     tables = group_tables(plugin, limit)
     return PluginView(
         name=plugin.plugin,
+        anchor=plugin_anchor(plugin.plugin),
         principle=plugin.principle,
         version=plugin.version,
         status=str(plugin.status),
@@ -105,46 +114,80 @@ def plugin_view(plugin: PluginResult, limit: int) -> PluginView:
         summary=plugin.summary,
         error=plugin.error or "",
         checklist=plugin.checklist,
-        findings=tuple(context.finding_view(f) for f in plugin.findings),
+        findings=tuple(context.finding_view(f, plugin.plugin) for f in plugin.findings),
         tables=tuple((t, _figure(t)) for t in tables),
         gaps=_gap_sections(plugin, limit),
-        methods=tuple(context.methods(plugin)),
-        settings=context.tree(plugin.settings),
+        methods=methods_view(plugin),
         warnings=plugin.warnings,
     )
 
 
-def html_context(result: AuditResult) -> dict[str, Any]:
+def html_context(result: AuditResult, *, for_pdf: bool = False) -> dict[str, Any]:
+    """Everything the template shows, with suppression applied (see :func:`render_html`)."""
     result = for_display(result)
     limit = min_cell(result)
+    head = context.header(result)
+    checklists = checklist_views(result)
+    plugins = [plugin_view(p, limit) for p in result.plugins]
     return {
-        **context.header(result),
-        "plugins": [plugin_view(p, limit) for p in result.plugins],
+        **head,
+        "for_pdf": for_pdf,
+        "status_reason": status_reason(result, context.fail_on(result)),
+        "verdict": verdict_rows(result, attested_by_principle(checklists)),
+        "not_assessed": NOT_ASSESSED,
+        "plugins": plugins,
         "gates": [context.gate_view(g, limit) for g in result.gates],
+        "checklists": checklists,
+        "suppression_rule": SUPPRESSION_RULE.format(limit=limit),
         "warnings": context.all_warnings(result),
         "provenance": context.tree(result.provenance),
         "data_summary": context.tree(result.data_summary) if result.data_summary else None,
         "config": context.tree(result.config) if result.config else None,
         "schema_version": result.schema_version,
+        "contents": _contents(plugins, checklists),
     }
 
 
-def render_html(result: AuditResult) -> str:
+def _contents(plugins: list[PluginView], checklists: list) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(anchor, title, [(anchor, title), ...]) for the table of contents."""
+    return [
+        ("verdict", "Verdict", []),
+        ("findings", "Findings", [(p.anchor, f"{p.principle} ({p.name})") for p in plugins]),
+        ("gates", "Gates", []),
+        ("warnings", "Warnings", []),
+        ("methods", "Methods", []),
+        ("checklists", "Checklist coverage", [(c.anchor, c.name) for c in checklists]),
+        ("provenance", "Provenance", []),
+        ("glossary", "Glossary", []),
+    ]
+
+
+def render_html(result: AuditResult, *, for_pdf: bool = False) -> str:
     """Render the audit as one self-contained HTML page.
+
+    Layout: a first screen with the model, data, date, overall status and one verdict row per
+    FUTURE-AI principle (traffic light and a plain sentence, or NOT ASSESSED and why); then
+    the findings with forest plots and tables, the gates, warnings, methods, the coverage of
+    the CLAIM 2024, TRIPOD+AI and FUTURE-AI checklists item by item, provenance and a
+    glossary. Long sections are collapsed (``<details>``).
 
     The page has inline CSS (Okabe–Ito colours, a print stylesheet), no scripts and no
     external resources; figures are embedded SVG data URIs. Every string from the result is
-    escaped, and suppressed cells (``Metric.suppressed``, ``GateCheck.suppressed``) show only
-    ``suppressed (< min_cell)``.
+    escaped, links given in attestations are shown as text, and suppressed cells
+    (``Metric.suppressed``, ``GateCheck.suppressed``) show only ``suppressed (< min_cell)``.
 
     Parameters
     ----------
     result : AuditResult
-        The audit to render; nothing else is read.
+        The audit to render; apart from the checklist files shipped with future-audit,
+        nothing else is read.
+    for_pdf : bool, default False
+        The variant :func:`~audit.report.render_pdf` prints: no ``<details>`` (every section
+        is open), and a table of contents with page numbers.
 
     Returns
     -------
     str
         The HTML document.
     """
-    return environment().get_template("report.html.j2").render(html_context(result))
+    return environment().get_template("report.html.j2").render(html_context(result, for_pdf=for_pdf))

@@ -25,7 +25,11 @@ def _data_only_fetcher():
 
 
 def render_pdf(result: AuditResult) -> bytes:
-    """Render :func:`render_html`'s page as PDF.
+    """Render :func:`render_html`'s page as PDF (A4, "Page N of M", contents with page numbers).
+
+    The PDF variant of the page (``for_pdf=True``) has every collapsible section open and a
+    table of contents; its numbers are those of report.html. Figures stay SVG, loaded from
+    their data URIs; nothing else is fetched.
 
     Raises
     ------
@@ -37,5 +41,5 @@ def render_pdf(result: AuditResult) -> bytes:
         import weasyprint
     except (ImportError, OSError):
         raise MissingExtraError("weasyprint", "pdf", "The PDF report") from None
-    html = render_html(result)
+    html = render_html(result, for_pdf=True)
     return weasyprint.HTML(string=html, url_fetcher=_data_only_fetcher()).write_pdf()

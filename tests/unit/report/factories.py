@@ -215,6 +215,7 @@ def make_result(**overrides) -> AuditResult:
             "reference": None,
             "model": {"kind": "sklearn", "source": "model.skops", "sha256": SHA_MODEL},
             "versions": {"future-audit": "0.1.0", "numpy": "1.26.4"},
+            "plugins_installed": {"fairness": "0.1.0"},
             "environment": {"python": "3.11.9", "platform": "Linux-6.1-x86_64"},
             "git": {"commit": "0123456789abcdef", "dirty": False},
         },
@@ -251,3 +252,39 @@ def make_multilabel() -> AuditResult:
             )
     plugin = make_fairness(metrics=metrics, findings=(), summary="Multi-label audit.")
     return make_result(plugins=(plugin,), gates=())
+
+
+LONG_GROUP = "St_Elisabeth_University_Teaching_Hospital_Northern_Campus_B12"  # 61 characters
+
+
+def make_long_names() -> AuditResult:
+    """A group name of 61 characters without a break opportunity (PDF clipping check)."""
+    metrics = [
+        *group_metrics(None, 400, 120, 0.20, (0.14, 0.28), 0.861),
+        *group_metrics({"site": LONG_GROUP}, 200, 60, 0.25, (0.158, 0.371), 0.842),
+        *group_metrics({"site": "short"}, 200, 60, 0.15, (0.08, 0.24), 0.88),
+        Metric("fnr_gap", 0.10, n=200, group={"site": LONG_GROUP}, ci=(0.01, 0.2), reference="best",
+               reference_group={"site": "short"}, p_value=0.03, p_adjusted=0.03),
+    ]
+    return make_result(plugins=(make_fairness(metrics=metrics),), gates=())
+
+
+def demo_raw(example_dir, *, bootstrap: int = 200, threshold: float | None = None,
+             predictions_only: bool = False, attestations=None) -> dict:
+    """examples/covid_testing/audit.toml, made faster: fewer bootstrap replicates, optionally a
+    fixed threshold and the stored scores instead of the model."""
+    import tomllib
+
+    raw = tomllib.loads((example_dir / "audit.toml").read_text(encoding="utf-8"))
+    raw["fairness"]["bootstrap"] = bootstrap
+    if threshold is not None:
+        raw["fairness"]["threshold"] = threshold
+    if predictions_only:
+        raw.pop("model", None)
+        raw["data"].pop("features", None)
+        raw["data"]["score"] = "p_covid"
+    raw["report"].pop("out", None)
+    raw["report"].pop("attestations", None)
+    if attestations is not None:
+        raw["report"]["attestations"] = str(attestations)
+    return raw
