@@ -13,10 +13,8 @@ import pytest
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("Debian's chromium is not installed (/usr/bin/chromium); run `make system-deps`",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+# No skip: `make test` installs Chromium and Playwright, so a missing one is a failure to fix.
+from playwright import sync_api  # noqa: E402  (pip install -e '.[dev]')
 
 FLAGS = [
     "--headless",
@@ -34,6 +32,7 @@ A4_WIDTH = 794  # 210 mm at 96 px per inch
 
 @pytest.fixture(scope="module")
 def browser():
+    assert CHROMIUM.exists(), "Debian's chromium is not installed (/usr/bin/chromium): run `make system-deps`"
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         yield b
