@@ -287,13 +287,15 @@ class FairnessPlugin(AuditPlugin):
                                    suppressed=small or (m != "prevalence" and denom < min_cell),
                                    denominator=denom if m in DENOMINATOR else None))
             if under:
-                ref_n = c["positives"] and stats.overall.counts["positives"]
+                # The FNR gap this group could show (alpha 0.05, power 0.8) against the overall
+                # population, at the overall FNR (0.5, the widest case, when that is undefined).
                 base = stats.overall.metrics["fnr"].value
+                has_pos = c["positives"] > 0
                 mdg = min_detectable_gap(base if np.isfinite(base) else 0.5, c["positives"],
-                                         stats.overall.counts["positives"])
-                out.append(Metric("min_detectable_gap", float(mdg) if ref_n else None, n=c["n"], group=group,
+                                         stats.overall.counts["positives"]) if has_pos else None
+                out.append(Metric("min_detectable_gap", None if mdg is None else float(mdg), n=c["n"], group=group,
                                   label=label, flags=flags, suppressed=small,
-                                  reason=None if ref_n else "no positive cases in this group"))
+                                  reason=None if has_pos else "no positive cases in this group"))
             if group is None:
                 continue
             for m in gap_keep:

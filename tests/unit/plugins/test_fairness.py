@@ -272,3 +272,17 @@ def test_degenerate_rates_get_exact_and_newcombe_intervals(tmp_path):
     # A gate cannot pass on certainty that is not there.
     r2 = audit_frame(frame, tmp_path / "d.csv", fairness={"threshold": 0.5}, gates=["fairness.fnr_gap<=0.01"])
     assert r2.gates[0].status == Status.INCONCLUSIVE
+
+
+def test_min_detectable_gap_matches_hand_formula(tmp_path, toy_frame):
+    from scipy.stats import norm
+
+    frame = toy_frame.copy()
+    frame.loc[:40, "race"] = "tiny"
+    r = audit_frame(frame, tmp_path / "d.csv", sensitive=("race",), fairness={"threshold": 0.5, "min_group_n": 50})
+    g = {"race": "tiny"}
+    k = value(r, "positives", g).value
+    n_all = value(r, "positives").value
+    p = value(r, "fnr").value
+    expected = (norm.ppf(0.975) + norm.ppf(0.8)) * np.sqrt(p * (1 - p) * (1 / k + 1 / n_all))
+    assert value(r, "min_detectable_gap", g).value == pytest.approx(expected, rel=1e-12)
