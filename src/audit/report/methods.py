@@ -52,7 +52,9 @@ SUPPRESSION_RULE = (
     "A value based on a count below {limit} (patients in the group, or patients with or without "
     "the condition) is suppressed, and so is any value from which it could be worked out (its "
     "gaps, its complement, the prevalence that gives its number of positives). Suppressed values "
-    "are kept in results.json for the audit team; the human-readable reports never show them."
+    "are kept in results.json for the audit team; the human-readable reports never show them. "
+    "Numerators are not checked: a rate whose group and denominator reach {limit} is shown even "
+    "when few patients make up its numerator (e.g. 2 missed of 50)."
 )
 
 
