@@ -158,7 +158,7 @@ def _gap_estimate(diff_point: float, diff_samples: np.ndarray, level: float, met
                     reason=None if ci else "too few bootstrap replicates define the gap")
 
 
-def _score_estimate(y, s, clusters, level, what):
+def _score_estimate(y, s, what):
     fn = auroc_influence if what == "auroc" else brier_influence
     if len(y) == 0:
         return float("nan"), None, "no cases in this group"
@@ -220,12 +220,12 @@ def analyse_grouping(
     if y_score is not None:
         index = [np.flatnonzero(group_codes == g) for g in range(n_groups)]
         for m in SCORE_METRICS:
-            value, psi, reason = _score_estimate(y_true, y_score, clusters, level, m)
+            value, psi, reason = _score_estimate(y_true, y_score, m)
             overall.metrics[m] = _score_interval(value, psi, clusters, level, score_method, reason, m)
             psis[m]["overall"] = psi
             for g, gs in enumerate(groups):
                 idx = index[g]
-                value, psi, reason = _score_estimate(y_true[idx], y_score[idx], None, level, m)
+                value, psi, reason = _score_estimate(y_true[idx], y_score[idx], m)
                 full = None
                 if psi is not None:
                     full = np.zeros(len(y_true))

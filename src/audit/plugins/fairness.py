@@ -8,7 +8,7 @@ best group and to the overall population, and multiplicity-corrected tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -414,7 +414,7 @@ def _propagate_suppression(metrics: list[Metric]) -> list[Metric]:
                     ref is not None and (base, tuple(sorted(ref.items())), m.label) in hidden)
             elif m.id in ("prevalence", "min_detectable_gap"):
                 hide = ("positives", key(m)[1], m.label) in hidden
-        out.append(m if hide == m.suppressed else _replace(m, suppressed=bool(hide)))
+        out.append(m if hide == m.suppressed else replace(m, suppressed=bool(hide)))
     return out
 
 
@@ -428,14 +428,8 @@ def _adjust(metrics: list[Metric], method: str) -> list[Metric]:
     for idx in families.values():
         adjusted = adjust_pvalues(np.array([metrics[i].p_value for i in idx]), method=method)
         for i, q in zip(idx, adjusted, strict=True):
-            out[i] = _replace(out[i], p_adjusted=float(q))
+            out[i] = replace(out[i], p_adjusted=float(q))
     return out
-
-
-def _replace(metric: Metric, **changes) -> Metric:
-    from dataclasses import replace
-
-    return replace(metric, **changes)
 
 
 def _clusters(frame: pd.DataFrame, id_column: str | None):

@@ -27,6 +27,8 @@ import numbers
 import numpy as np
 from scipy import sparse
 
+from .clusters import cluster_index
+
 __all__ = [
     "MIN_DEFINED_FRACTION",
     "bootstrap_counts",
@@ -233,15 +235,7 @@ def bootstrap_counts(
     n = codes.size
 
     if clusters is not None:
-        cl = np.asarray(clusters)
-        if cl.shape != codes.shape:
-            raise ValueError(
-                f"clusters must have one label per row: expected shape {codes.shape}, "
-                f"got {cl.shape}."
-            )
-        _, cluster_idx = np.unique(cl, return_inverse=True)
-        cluster_idx = cluster_idx.reshape(-1).astype(np.int64)
-        n_clusters = int(cluster_idx.max()) + 1
+        cluster_idx, n_clusters = cluster_index(clusters, codes.shape)
         if n_clusters < n:
             profiles, freq = _distinct_profiles(codes, cluster_idx, n_clusters, n_categories)
             return _clustered_replicates(profiles, freq, n_boot, chunk, rng)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
+from .clusters import cluster_index
 from .confusion import _binary
 
 __all__ = [
@@ -143,14 +144,8 @@ def influence_se(psi: np.ndarray | None, clusters: np.ndarray | None = None) -> 
     if clusters is None:
         sums = v
     else:
-        cl = np.asarray(clusters)
-        if cl.shape != v.shape:
-            raise ValueError(
-                f"clusters must have one label per row of psi: expected shape {v.shape}, "
-                f"got {cl.shape}."
-            )
-        _, idx = np.unique(cl, return_inverse=True)
-        sums = np.bincount(idx.reshape(-1), weights=v)
+        idx, n_clusters = cluster_index(clusters, v.shape)
+        sums = np.bincount(idx, weights=v, minlength=n_clusters)
     c = sums.size
     if c < 2:
         return float("nan")

@@ -218,3 +218,16 @@ def test_bootstrap_p_value_hand_computed():
     np.testing.assert_allclose(
         bootstrap_p_value(np.stack([d, -d], axis=1)), [0.8, 0.8]
     )
+
+
+def test_cluster_index_integer_and_label_paths_agree():
+    from audit.stats.clusters import cluster_index
+
+    labels = np.array(["p3", "p1", "p3", "p9", "p1"])
+    ints = np.array([30, 10, 30, 90, 10])          # sparse non-negative codes: bincount path
+    idx_l, c_l = cluster_index(labels, labels.shape)
+    idx_i, c_i = cluster_index(ints, ints.shape)
+    assert c_l == c_i == 3
+    assert idx_l.tolist() == idx_i.tolist() == [1, 0, 1, 2, 0]
+    with pytest.raises(ValueError, match="one label per row"):
+        cluster_index(ints[:3], ints.shape)
