@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -409,8 +409,6 @@ def _gate_list(value: Any) -> list:
 
 def _table(raw: dict, key: str) -> dict:
     value = raw.get(key, {})
-    if key == "gates":
-        return value
     if not isinstance(value, dict):
         raise ConfigError(f"'{key}' must be a table ([{key}]), got {type(value).__name__}.")
     return value
@@ -472,7 +470,3 @@ def _looks_like_path(spec: str) -> bool:
     """A model spec is a file path unless it is a ``package.module:function`` callable."""
     return not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", spec)
 
-
-def with_overrides(config: AuditConfig, **changes: Any) -> AuditConfig:
-    """A copy with top-level fields replaced (used by tests and the Python API)."""
-    return replace(config, **changes)

@@ -71,3 +71,11 @@ def test_bins_default_labels():
     cfg = build({"data": {**BASE["data"], "bins": {"age": {"edges": [0, 18, 65, 120]}}}})
     (b,) = cfg.data.bins
     assert b.name == "age_band" and b.labels == ("0-18", "18-65", "65-120")
+
+
+def test_config_formats_are_the_renderers_formats():
+    # The config validates formats without importing the renderers (kept off --help's path).
+    from audit.core.config import FORMATS
+    from audit.report import FORMATS as RENDERED
+
+    assert set(FORMATS) == set(RENDERED)
