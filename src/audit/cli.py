@@ -66,8 +66,9 @@ def run(
     threshold: Annotated[str | None, typer.Option(help="Fixed operating point in [0, 1].")] = None,
     operating_point: Annotated[str | None, typer.Option(help="youden | max-f1 | sensitivity:X | specificity:X, chosen on the reference data.")] = None,
     intersection: Annotated[list[str] | None, typer.Option(help="Attributes analysed jointly, comma-separated (e.g. sex,age_band); repeatable.")] = None,
-    bootstrap: Annotated[str | None, typer.Option(help="Bootstrap replicates (default 2000).")] = None,
-    seed: Annotated[str | None, typer.Option(help="Random seed.")] = None,
+    no_finding_label: Annotated[str | None, typer.Option(help="Multi-label mode: the label column meaning 'no finding' (default: derived as no positive finding).")] = None,
+    bootstrap: Annotated[str | None, typer.Option(help="Deprecated and ignored: fairness intervals are exact (Clopper-Pearson, MOVER).", hidden=True)] = None,
+    seed: Annotated[str | None, typer.Option(help="Random seed (default: one is drawn and recorded in provenance, so the run can be repeated).")] = None,
     correction: Annotated[str | None, typer.Option(help="Multiplicity correction: holm | bh.")] = None,
     gate: Annotated[list[str] | None, typer.Option(help="Gate, e.g. 'fairness.fnr_gap<=0.05'; repeatable.")] = None,
     gate_policy: Annotated[str | None, typer.Option(help="interval (default) | point.")] = None,
@@ -97,7 +98,8 @@ def run(
                 "continue_without_pdf": continue_without_pdf or None,
             },
             fairness={"threshold": threshold, "operating_point": operating_point, "intersections": intersection,
-                      "bootstrap": bootstrap, "seed": seed, "correction": correction},
+                      "bootstrap": bootstrap, "seed": seed, "correction": correction,
+                      "no_finding_label": no_finding_label},
         )
         code = _execute(cfg, quiet=quiet, debug=debug)
     except AuditError as exc:
@@ -127,8 +129,9 @@ def _resolve_config(config_path, *, flags, fairness):
     for key in ("bootstrap", "seed"):
         if fairness[key] is not None:
             fair[key] = _int_flag(fairness[key], f"--{key}")
-    if fairness["correction"] is not None:
-        fair["correction"] = fairness["correction"]
+    for key in ("correction", "no_finding_label"):
+        if fairness[key] is not None:
+            fair[key] = fairness[key]
     if fair:
         plugin_params["fairness"] = fair
     flags = dict(flags)

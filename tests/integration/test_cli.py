@@ -191,7 +191,7 @@ def test_small_cells_suppressed_in_every_output(tmp_path, toy_frame):
     assert invoke(*base_args(path, out)).exit_code == 0
     result = AuditResult.from_json((out / "results.json").read_text())
     tiny = [m for m in result.plugin("fairness").metrics if m.group == {"race": "tiny"} and m.id == "n"]
-    assert tiny[0].suppressed and tiny[0].value == 6   # JSON keeps it, marked suppressed
+    assert tiny[0].suppressed and tiny[0].value is None   # the public JSON hides it too
     md = (out / "summary.md").read_text()
     tiny_rows = [line for line in md.splitlines() if "race=tiny" in line]
     assert tiny_rows and all("suppressed" in line for line in tiny_rows)

@@ -27,7 +27,8 @@ _DATA_KEYS = {
     "bins", "drop_missing",
 }
 _MODEL_KEYS = {"path", "trusted_types"}
-_REPORT_KEYS = {"out", "formats", "min_cell", "attestations", "continue_without_pdf"}
+_REPORT_KEYS = {"out", "formats", "min_cell", "attestations", "continue_without_pdf", "full_record",
+                "keep_small_numerators"}
 _RUN_KEYS = {"plugins", "gate_policy", "fail_on", "seed"}
 _GATE_RE = re.compile(r"^\s*([A-Za-z_][\w-]*)\.([A-Za-z_]\w*)\s*(<=|>=|<|>)\s*(.+?)\s*$")
 
@@ -71,6 +72,10 @@ class ReportConfig:
     min_cell: int = 10
     attestations: Path | None = None
     continue_without_pdf: bool = False
+    # A private record: results.json keeps suppressed values (marked full_record).
+    full_record: bool = False
+    # Show rates whose numerator is below min_cell (their denominator still must reach it).
+    keep_small_numerators: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,9 @@ class AuditConfig:
                       "trust_model": self.model.trust},
             "report": {"out": _s(self.report.out), "formats": list(self.report.formats),
                        "min_cell": self.report.min_cell, "attestations": _s(self.report.attestations),
-                       "continue_without_pdf": self.report.continue_without_pdf},
+                       "continue_without_pdf": self.report.continue_without_pdf,
+                       "full_record": self.report.full_record,
+                       "keep_small_numerators": self.report.keep_small_numerators},
             "gates": [g.expression for g in self.gates],
             "plugins": None if self.plugins is None else list(self.plugins),
             "plugin_params": {k: dict(v) for k, v in self.plugin_params.items()},
@@ -277,6 +284,9 @@ def build_config(
             _pick(flags, "continue_without_pdf", report_raw, "continue_without_pdf", False),
             "report.continue_without_pdf",
         ),
+        full_record=_bool(report_raw.get("full_record", False), "report.full_record"),
+        keep_small_numerators=_bool(report_raw.get("keep_small_numerators", False),
+                                    "report.keep_small_numerators"),
     )
 
     gates = [parse_gate_table(g, i) for i, g in enumerate(_gate_list(raw.get("gates", [])))]

@@ -1,8 +1,9 @@
 """Gates: thresholds on metric ids that decide PASS, FAIL or INCONCLUSIVE, and the exit code.
 
-With the ``interval`` policy (default) a gate FAILs only when a whole interval lies beyond
-the threshold and PASSes only when it lies wholly within; otherwise the data cannot decide
-and the gate is INCONCLUSIVE. A gate on a per-group metric holds only if it holds for every
+With the ``interval`` policy (default) a gate FAILs only when a whole simultaneous interval
+(adjusted for the number of values judged) lies beyond the threshold and PASSes only when every
+95% interval lies wholly within; otherwise the data cannot decide and the gate is INCONCLUSIVE.
+Under-powered and suppressed values are always INCONCLUSIVE: they never decide a gate. A gate on a per-group metric holds only if it holds for every
 group. The ``point`` policy compares point estimates.
 """
 
@@ -40,9 +41,16 @@ def validate_gates(gates: tuple[GateSpec, ...], produced: dict[str, tuple[str, .
 
 
 def check_value(metric: Metric, op: str, threshold: float, policy: str) -> Status:
-    """Status of one metric against ``op threshold`` under the policy."""
-    if metric.value is None:
-        return Status.INCONCLUSIVE  # undefined (e.g. no positives): cannot be shown to hold
+    """Status of one metric against ``op threshold`` under the policy.
+
+    Under-powered and suppressed values never decide: INCONCLUSIVE. With the interval policy
+    a value FAILs only when its *simultaneous* interval (adjusted for the number of values
+    of the same id, see ``Metric.ci_simultaneous``) lies beyond the threshold, so a gate over
+    many groups keeps its error rate; it PASSes when its 95% interval lies within: a gate
+    holds only when every value does, which needs no adjustment (an intersection-union test).
+    """
+    if metric.value is None or metric.suppressed or "under_powered" in metric.flags:
+        return Status.INCONCLUSIVE  # undefined, or too few patients: cannot decide
     holds = _OPS[op]
     if policy == "point":
         return Status.PASS if holds(metric.value, threshold) else Status.FAIL
@@ -53,7 +61,8 @@ def check_value(metric: Metric, op: str, threshold: float, policy: str) -> Statu
     lo, hi = metric.ci
     if holds(lo, threshold) and holds(hi, threshold):
         return Status.PASS
-    if not holds(lo, threshold) and not holds(hi, threshold):
+    slo, shi = metric.ci_simultaneous or metric.ci
+    if not holds(slo, threshold) and not holds(shi, threshold):
         return Status.FAIL
     return Status.INCONCLUSIVE
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class Status(str, Enum):
@@ -84,7 +84,12 @@ class Metric:
     flags : tuple of str
         e.g. ``"under_powered"``.
     suppressed : bool
-        The cell is below ``report.min_cell``: renderers must not show it.
+        The cell is below ``report.min_cell``, or would give such a cell back: renderers must
+        not show it, and the public record (see :func:`public_record`) carries no value for it.
+    ci_simultaneous : tuple of (low, high) or None
+        The interval at the simultaneous level ``1 - (1 - level) / m`` of its family of m
+        comparisons (every metric with this id; Bonferroni). Gates judge FAIL on it, so a gate
+        over many groups keeps its error rate. Added in schema 1.1.
     """
 
     id: str
@@ -103,12 +108,15 @@ class Metric:
     p_adjusted: float | None = None
     flags: tuple[str, ...] = ()
     suppressed: bool = False
+    ci_simultaneous: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "value", _clean_number(self.value))
-        if self.ci is not None:
-            lo, hi = _clean_number(self.ci[0]), _clean_number(self.ci[1])
-            object.__setattr__(self, "ci", None if lo is None or hi is None else (lo, hi))
+        for name in ("ci", "ci_simultaneous"):
+            pair = getattr(self, name)
+            if pair is not None:
+                lo, hi = _clean_number(pair[0]), _clean_number(pair[1])
+                object.__setattr__(self, name, None if lo is None or hi is None else (lo, hi))
         for name in ("p_value", "p_adjusted", "level"):
             object.__setattr__(self, name, _clean_number(getattr(self, name)))
         for name in ("n", "denominator"):
@@ -122,7 +130,7 @@ class Metric:
             )
         object.__setattr__(self, "flags", tuple(self.flags))
         if self.value is None and not self.reason:
-            object.__setattr__(self, "reason", "undefined")
+            object.__setattr__(self, "reason", "suppressed" if self.suppressed else "undefined")
 
     @property
     def group_label(self) -> str:
@@ -241,6 +249,7 @@ class AuditResult:
     status: Status = Status.SKIPPED
     exit_code: int = 0
     schema_version: str = SCHEMA_VERSION
+    full_record: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "plugins", tuple(self.plugins))
@@ -291,7 +300,7 @@ _NESTED = {
     PluginResult: {"metrics": Metric, "findings": Finding},
     GateResult: {"checks": GateCheck},
 }
-_PAIRS = {"ci"}
+_PAIRS = {"ci", "ci_simultaneous"}
 
 
 def _build(cls, data: dict[str, Any]):
@@ -309,3 +318,42 @@ def _build(cls, data: dict[str, Any]):
             value = tuple(value)
         kwargs[key] = value
     return cls(**kwargs)
+
+
+# Set on a suppressed metric in the public record in place of everything it would reveal.
+SUPPRESSED_REASON = "suppressed: fewer than report.min_cell patients, or would reveal such a cell"
+
+
+def public_record(result: AuditResult) -> AuditResult:
+    """The audit as it may be published: no suppressed value survives anywhere.
+
+    A suppressed metric keeps its id, group, label and reference and loses its value,
+    intervals, p-values, n, denominator, flags and reason ("undefined" is itself suppressed,
+    since it tells that a count is 0); every metric of a group whose ``n`` is suppressed loses
+    its ``n``; gate checks on suppressed metrics lose their values. With
+    ``report.full_record = true`` the result is returned unchanged, marked ``full_record``.
+    """
+    if result.full_record:
+        return result
+    plugins = tuple(replace(p, metrics=_public_metrics(p.metrics)) for p in result.plugins)
+    gates = tuple(replace(g, checks=tuple(replace(c, value=None, ci=None) if c.suppressed else c
+                                          for c in g.checks)) for g in result.gates)
+    return replace(result, plugins=plugins, gates=gates)
+
+
+def _public_metrics(metrics: tuple[Metric, ...]) -> tuple[Metric, ...]:
+    def where(m):
+        return tuple(sorted((m.group or {}).items())), m.label
+
+    hidden_n = {where(m) for m in metrics if m.id == "n" and m.suppressed}
+    hidden_n_any_label = {w[0] for w in hidden_n}
+    out = []
+    for m in metrics:
+        if m.suppressed:
+            m = Metric(id=m.id, value=None, group=m.group, label=m.label, reference=m.reference,
+                       reference_group=m.reference_group, level=m.level, suppressed=True,
+                       reason=SUPPRESSED_REASON)
+        elif where(m)[0] in hidden_n_any_label:  # n is shared by every label of a group
+            m = replace(m, n=None)
+        out.append(m)
+    return tuple(out)

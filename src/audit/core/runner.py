@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from audit import __version__
 from audit.core import provenance as prov
 from audit.core.config import AuditConfig
 from audit.core.context import AuditContext
 from audit.core.gates import evaluate_gate, exit_code, validate_gates
-from audit.core.results import AuditResult, PluginResult, Status, worst_status
+from audit.core.results import AuditResult, PluginResult, Status, public_record, worst_status
 from audit.errors import AuditError, ConfigError, MissingExtraError
 from audit.io.tables import Dataset, load_dataset
 from audit.plugins.base import AuditPlugin, discover_plugins, make_params
@@ -78,6 +81,9 @@ def run_audit(
         other exception becomes an ERROR result instead, unless ``debug`` is set.
     """
     started = prov.now()
+    if config.seed is None:
+        # Draw a seed and record it, so that the run can be repeated exactly with --seed.
+        config = replace(config, seed=int(np.random.SeedSequence().entropy % (2**32)))
     pdf_ok = check_pdf_support(config)
     available = discover_plugins() if available is None else available
     plugins = select_plugins(config, available)
@@ -138,7 +144,8 @@ def run_audit(
         "git": prov.git_state(cwd or Path.cwd()),
     }
     resolved = config.to_dict()
-    return AuditResult(
+    # What leaves the run is the public record: no suppressed value survives in any output.
+    return public_record(AuditResult(
         plugins=tuple(results),
         gates=gates,
         provenance=provenance,
@@ -148,7 +155,8 @@ def run_audit(
         warnings=tuple(ctx.warnings),
         status=worst_status(statuses),
         exit_code=exit_code(gates, tuple(results), config.fail_on),
-    )
+        full_record=config.report.full_record,
+    ))
 
 
 def check_pdf_support(config: AuditConfig) -> bool:

@@ -1,15 +1,27 @@
 """Per-group metrics, intervals and gap tests for one binary outcome at one threshold.
 
-The computation behind the fairness plugin, free of configuration and reporting:
+The computation behind the fairness plugin (and any plugin that compares groups), free of
+configuration and reporting:
 
-- confusion-count rates (prevalence, sensitivity, specificity, FNR, FPR, PPV, NPV) with
-  percentile intervals from an exact cluster bootstrap (:func:`audit.stats.bootstrap_counts`:
-  patients are resampled, not rows, when rows repeat per patient);
-- AUROC and Brier score with cluster-robust influence-function (DeLong) intervals on the
-  logit scale;
-- gaps of each group to the best group and to the overall population, signed so that a
-  positive gap means *worse* than the reference, with intervals and two-sided tests
-  (bootstrap test for rates, Wald test for AUROC/Brier).
+- confusion-count rates (prevalence, sensitivity, specificity, FNR, FPR, PPV, NPV) with exact
+  Clopper-Pearson intervals at a Korn-Graubard effective sample size when rows repeat per
+  patient (:mod:`audit.stats.proportions`): they cover at 5 positives as at 5,000 and no bound
+  sits at 0 or 1 unless the observed rate does;
+- AUROC and Brier score with cluster-robust influence-function (DeLong) intervals;
+- gaps, signed so that a positive gap means *worse* than the reference:
+
+  * to the rest of the population, reported as the gap to overall
+    (``rate_g - rate_overall = (1 - w_g)(rate_g - rate_rest)``, ``w_g`` the group's share of
+    the denominator), from the MOVER interval of the group against the rest, two
+    independent samples, so both sides' uncertainty is carried whatever their size;
+  * to the best group, where "best" is not fixed from point estimates: the gap is
+    ``max(0, max_r sign * (rate_g - rate_r))`` over the adequately powered groups r, and its
+    interval takes the maximum of the bounds of Bonferroni-adjusted pairwise intervals. It
+    therefore carries the best group's uncertainty and the selection of the best group;
+
+- every interval also at a simultaneous level ``1 - alpha / m`` for a family of m
+  comparisons (Bonferroni), which gates use so that a gate over many groups keeps its error
+  rate; p-values invert the same intervals, so adjusted p-values and intervals agree.
 """
 
 from __future__ import annotations
@@ -17,20 +29,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import binomtest
 
 from audit.stats import (
     auroc_influence,
-    bootstrap_counts,
-    bootstrap_p_value,
     brier_influence,
     cell_codes,
-    defined_fraction,
     influence_se,
-    percentile_interval,
-    rates_from_counts,
     wald_interval,
     wald_p_value,
+)
+from audit.stats.proportions import (
+    Proportion,
+    cluster_proportions,
+    difference_interval,
+    difference_p_value,
+    proportion_interval,
 )
 
 RATE_METRICS = ("prevalence", "sensitivity", "specificity", "fnr", "fpr", "ppv", "npv")
@@ -44,23 +57,37 @@ DENOMINATOR = {"prevalence": "n", "sensitivity": "positives", "fnr": "positives"
                "specificity": "negatives", "fpr": "negatives", "ppv": "pred_pos", "npv": "pred_neg"}
 
 
+# Numerator count of each rate (its denominator is DENOMINATOR).
+NUMERATOR = {"prevalence": "positives", "sensitivity": "tp", "fnr": "fn", "specificity": "tn", "fpr": "fp",
+             "ppv": "tp", "npv": "tn"}
+# Which confusion cells (tp, fn, fp, tn) each count adds up.
+COUNT_CELLS = {"n": (0, 1, 2, 3), "positives": (0, 1), "negatives": (2, 3), "pred_pos": (0, 2),
+               "pred_neg": (1, 3), "tp": (0,), "fn": (1,), "fp": (2,), "tn": (3,)}
+
+
 @dataclass
 class Estimate:
-    """A point estimate with its interval and (for gaps) test."""
+    """A point estimate with its interval, its simultaneous interval and (for gaps) test."""
 
     value: float
     ci: tuple[float, float] | None
     method: str
     p_value: float | None = None
     reason: str | None = None
+    ci_simultaneous: tuple[float, float] | None = None
 
 
 @dataclass
 class GroupStats:
-    """Everything measured for one group of one grouping."""
+    """Everything measured for one group of one grouping.
+
+    ``counts`` are rows; ``patients`` the distinct patients behind each count (equal to
+    ``counts`` without an identifier), which the under-power and small-cell rules use.
+    """
 
     key: tuple[str, ...]
     counts: dict[str, int]
+    patients: dict[str, int]
     metrics: dict[str, Estimate] = field(default_factory=dict)
     gap_best: dict[str, Estimate] = field(default_factory=dict)
     gap_overall: dict[str, Estimate] = field(default_factory=dict)
@@ -74,88 +101,243 @@ class GroupingStats:
     best: dict[str, tuple[str, ...] | None]
 
 
-def _counts_dict(c: np.ndarray) -> dict[str, int]:
-    tp, fn, fp, tn = (int(x) for x in c)
-    return {"n": tp + fn + fp + tn, "positives": tp + fn, "negatives": fp + tn,
-            "pred_pos": tp + fp, "pred_neg": fn + tn, "tp": tp, "fn": fn, "fp": fp, "tn": tn}
-
-
-# Numerator count of each rate (its denominator is DENOMINATOR).
-NUMERATOR = {"prevalence": "positives", "sensitivity": "tp", "fnr": "fn", "specificity": "tn", "fpr": "fp",
-             "ppv": "tp", "npv": "tn"}
-
-
-def _binomial(metric: str, counts: dict[str, int]) -> tuple[int, int]:
-    return counts[NUMERATOR[metric]], counts[DENOMINATOR[metric]]
-
-
-def _undefined_reason(metric: str, counts: dict[str, int]) -> str:
+def _undefined_reason(metric: str) -> str:
     need = DENOMINATOR.get(metric)
-    if need == "positives":
-        return "no positive cases in this group"
-    if need == "negatives":
-        return "no negative cases in this group"
-    if need == "pred_pos":
-        return "no positive predictions in this group"
-    if need == "pred_neg":
-        return "no negative predictions in this group"
-    return "undefined"
+    return {"positives": "no positive cases in this group", "negatives": "no negative cases in this group",
+            "pred_pos": "no positive predictions in this group",
+            "pred_neg": "no negative predictions in this group"}.get(need, "undefined")
 
 
-def _rate_estimate(point: float, samples: np.ndarray, level: float, method: str, reason: str,
-                   successes: int | None = None, trials: int | None = None) -> Estimate:
-    if not np.isfinite(point):
-        return Estimate(float("nan"), None, method, reason=reason)
-    lo, hi = percentile_interval(samples, level=level)
-    if trials and np.isfinite(lo) and lo == hi:
-        # 0 of n or n of n: every replicate repeats the observed rate and the percentile
-        # interval collapses to a point, which would claim certainty. Use the exact
-        # Clopper-Pearson interval instead (scipy.stats.binomtest).
-        ci = binomtest(int(successes), int(trials)).proportion_ci(confidence_level=level, method="exact")
-        return Estimate(point, (float(ci.low), float(ci.high)),
-                        "Clopper-Pearson exact interval (the bootstrap is degenerate at 0% or 100%)")
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        frac = float(defined_fraction(samples))
-        return Estimate(point, None, method,
-                        reason=f"interval undefined: only {frac:.0%} of bootstrap replicates define it")
-    return Estimate(point, (float(lo), float(hi)), method)
+def _pair(x: np.ndarray) -> tuple[float, float] | None:
+    lo, hi = float(x[0]), float(x[1])
+    return (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else None
 
 
-def newcombe_interval(k1: int, n1: int, k2: int, n2: int, level: float) -> tuple[float, float]:
-    """Newcombe's hybrid score interval for p1 - p2 (method 10), from Wilson intervals.
+class _Cells:
+    """Per-(patient, group) confusion counts: the sufficient statistics of every rate.
 
-    Newcombe RG. Interval estimation for the difference between independent proportions.
-    Stat Med 1998;17:873-890.
+    Without patient identifiers each row is its own patient, and nothing is built per row.
     """
-    def wilson(k, n):
-        ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
-        return ci.low, ci.high
 
-    p1, p2 = k1 / n1, k2 / n2
-    l1, u1 = wilson(k1, n1)
-    l2, u2 = wilson(k2, n2)
-    d = p1 - p2
-    return d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    def __init__(self, group_codes, cells, n_groups, clusters):
+        self.n_groups = n_groups
+        self.observed = np.bincount(group_codes * 4 + cells, minlength=n_groups * 4).reshape(n_groups, 4)
+        self.clustered = clusters is not None
+        if not self.clustered:
+            return
+        pair_key = clusters.astype(np.int64) * n_groups + group_codes
+        pairs, inverse = np.unique(pair_key, return_inverse=True)
+        self.q = np.bincount(inverse * 4 + cells, minlength=len(pairs) * 4).reshape(len(pairs), 4)
+        self.pair_group = (pairs % n_groups).astype(np.int64)
+        pair_cluster = pairs // n_groups
+        self.pair_cluster = np.unique(pair_cluster, return_inverse=True)[1]
+        n_clusters = int(self.pair_cluster.max()) + 1 if len(pairs) else 0
+        # Per-patient totals over all groups, for the complement of each group.
+        self.q_total = np.zeros((n_clusters, 4), np.int64)
+        np.add.at(self.q_total, self.pair_cluster, self.q)
+
+    def patients(self, g: int | None) -> dict[str, int]:
+        """Distinct patients behind each count of group g (None: overall)."""
+        if not self.clustered:
+            c = self.observed[g] if g is not None else self.observed.sum(axis=0)
+            return {name: int(c[list(cols)].sum()) for name, cols in COUNT_CELLS.items()}
+        q = self.q[self.pair_group == g] if g is not None else self.q_total
+        return {name: int((q[:, list(cols)].sum(axis=1) > 0).sum()) for name, cols in COUNT_CELLS.items()}
+
+    def proportions(self, num: str, den: str) -> tuple[Proportion, Proportion, Proportion]:
+        """(per group, overall, rest of the population per group) for the rate num/den."""
+        nc, dc = list(COUNT_CELLS[num]), list(COUNT_CELLS[den])
+        k = self.observed[:, nc].sum(axis=1)
+        n = self.observed[:, dc].sum(axis=1)
+        k_all, n_all = k.sum(), n.sum()
+        if not self.clustered:
+            return (Proportion.independent(k, n), Proportion.independent(k_all, n_all),
+                    Proportion.independent(k_all - k, n_all - n))
+        y, m = self.q[:, nc].sum(axis=1), self.q[:, dc].sum(axis=1)
+        groups = cluster_proportions(y, m, self.pair_group, self.n_groups)
+        yt, mt = self.q_total[:, nc].sum(axis=1), self.q_total[:, dc].sum(axis=1)
+        overall = cluster_proportions(yt, mt, np.zeros(len(yt), np.int64), 1).take(0)
+        # Rest of g: per patient, the totals minus the rows in g. Expanding the squares keeps
+        # this O(pairs) instead of O(patients x groups).
+        k_rest, n_rest = k_all - k, n_all - n
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p_rest = np.where(n_rest > 0, k_rest / np.where(n_rest > 0, n_rest, 1), 0.0)
+        a2, am, m2 = float(yt @ yt), float(yt @ mt), float(mt @ mt)
+        ytp, mtp = yt[self.pair_cluster], mt[self.pair_cluster]
+        pr = p_rest[self.pair_group]
+        cross = np.bincount(self.pair_group, weights=(ytp - pr * mtp) * (y - pr * m), minlength=self.n_groups)
+        own = np.bincount(self.pair_group, weights=(y - pr * m) ** 2, minlength=self.n_groups)
+        ss_rest = a2 - 2 * p_rest * am + p_rest ** 2 * m2 - 2 * cross + own
+        gone = np.bincount(self.pair_group, weights=((m == mtp) & (m > 0)).astype(float), minlength=self.n_groups)
+        c_rest = float((mt > 0).sum()) - gone
+        rest = Proportion.from_sums(k_rest, n_rest, c_rest, np.maximum(ss_rest, 0.0))
+        return groups, overall, rest
 
 
-def _gap_estimate(diff_point: float, diff_samples: np.ndarray, level: float, method: str,
-                  counts: tuple[int, int, int, int] | None = None, sign: int = 1) -> Estimate:
-    """``counts`` = (k_group, n_group, k_ref, n_ref) of the rate, for the degenerate case."""
-    if not np.isfinite(diff_point):
-        return Estimate(float("nan"), None, method, reason="undefined for this group or the reference")
-    lo, hi = percentile_interval(diff_samples, level=level)
-    p = float(bootstrap_p_value(diff_samples))
-    if counts is not None and np.isfinite(lo) and lo == hi and min(counts[1], counts[3]) > 0:
-        # Every replicate gives the same gap (both rates at 0% or 100%): the percentile
-        # interval would claim certainty. Newcombe's score interval does not.
-        kg, ng, kr, nr = counts
-        a, b = newcombe_interval(kr, nr, kg, ng, level)  # reference minus group
-        lo, hi = sorted((sign * a, sign * b))
-        return Estimate(diff_point, (float(lo), float(hi)),
-                        "Newcombe hybrid score interval (the bootstrap is degenerate)", p_value=p)
-    ci = (float(lo), float(hi)) if np.isfinite(lo) and np.isfinite(hi) else None
-    return Estimate(diff_point, ci, method, p_value=p if np.isfinite(p) else None,
-                    reason=None if ci else "too few bootstrap replicates define the gap")
+def analyse_grouping(
+    columns: tuple[str, ...],
+    group_codes: np.ndarray,
+    group_keys: list[tuple[str, ...]],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    y_score: np.ndarray | None,
+    clusters: np.ndarray | None,
+    *,
+    level: float,
+    family: dict[str, int] | None = None,
+    eligible_for_best: np.ndarray | None = None,
+    rate_method: str,
+    score_method: str,
+) -> GroupingStats:
+    """Measure every group of one grouping (e.g. sex, or sex × age band).
+
+    Parameters
+    ----------
+    group_codes : int array, one per row, in [0, len(group_keys)).
+    clusters : int codes of the patient of each row, or None (rows independent).
+    family : metric id (``fnr``, ``fnr_gap``, ``fnr_gap_overall``, ...) → number of
+        comparisons m in its family; simultaneous intervals are at level ``1 - (1 - level) / m``.
+    eligible_for_best : callable (GroupStats, metric id) -> bool, or a bool per group; the best-group
+        references are the eligible groups with a defined value (all groups with a defined
+        value if none is eligible).
+    """
+    family = family or {}
+    alpha = 1 - level
+    n_groups = len(group_keys)
+    cells = cell_codes(y_true, y_pred)
+    data = _Cells(group_codes.astype(np.int64), cells, n_groups, clusters)
+    groups = [GroupStats(key=group_keys[g], counts=_counts_dict(data.observed[g]), patients=data.patients(g))
+              for g in range(n_groups)]
+    overall = GroupStats(key=(), counts=_counts_dict(data.observed.sum(axis=0)), patients=data.patients(None))
+    def eligible(metric: str) -> np.ndarray:
+        if eligible_for_best is None:
+            return np.ones(n_groups, bool)
+        if callable(eligible_for_best):
+            return np.array([bool(eligible_for_best(gs, metric)) for gs in groups], bool)
+        return np.asarray(eligible_for_best, bool)
+
+    best: dict[str, tuple[str, ...] | None] = {}
+    share = {}
+    for m in RATE_METRICS:
+        props, prop_all, prop_rest = data.proportions(NUMERATOR[m], DENOMINATOR[m])
+        sim = 1 - alpha / max(family.get(m, 1), 1)
+        lo, hi = proportion_interval(props, level)
+        slo, shi = proportion_interval(props, sim)
+        p = props.p
+        for g, gs in enumerate(groups):
+            gs.metrics[m] = _rate(p[g], (lo[g], hi[g]), (slo[g], shi[g]), rate_method, m)
+        olo, ohi = proportion_interval(prop_all, level)
+        oslo, oshi = proportion_interval(prop_all, sim)
+        overall.metrics[m] = _rate(prop_all.p, (olo, ohi), (oslo, oshi), rate_method, m)
+        if m not in GAP_METRICS:
+            continue
+        sign = -DIRECTION[m]  # +1 when higher is worse: gap = sign * (group - reference)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share[m] = np.where(prop_all.n > 0, prop_rest.n / prop_all.n, np.nan)
+        _rate_gaps_overall(groups, m, props, prop_rest, share[m], sign, level, family, rate_method)
+        best[m] = _rate_gaps_best(groups, m, props, sign, eligible(m), level, family, rate_method)
+
+    if y_score is not None:
+        index = [np.flatnonzero(group_codes == g) for g in range(n_groups)]
+        for m in SCORE_METRICS:
+            _score_metrics(groups, overall, m, index, y_true, y_score, clusters, level, family,
+                           score_method, eligible(m), best)
+    return GroupingStats(columns=columns, groups=groups, overall=overall, best=best)
+
+
+def _counts_dict(c: np.ndarray) -> dict[str, int]:
+    return {name: int(c[list(cols)].sum()) for name, cols in COUNT_CELLS.items()}
+
+
+def _rate(point, ci, ci_sim, method, metric) -> Estimate:
+    if not np.isfinite(point):
+        return Estimate(float("nan"), None, method, reason=_undefined_reason(metric))
+    return Estimate(float(point), _pair(ci), method, ci_simultaneous=_pair(ci_sim))
+
+
+GAP_OVERALL_METHOD = ("MOVER interval of the group against the rest of the population (exact "
+                      "Clopper-Pearson components at the effective sample size), scaled by the rest's "
+                      "share; test by inverting the interval")
+GAP_BEST_METHOD = ("maximum over the adequately powered groups of Bonferroni-adjusted MOVER intervals "
+                   "(the best group re-selected within the interval); test by inverting them")
+
+
+def _signed(low, high, sign):
+    return (low, high) if sign > 0 else (-high, -low)
+
+
+def _rate_gaps_overall(groups, m, props, rest, share, sign, level, family, method):
+    alpha = 1 - level
+    sim = 1 - alpha / max(family.get(f"{m}_gap_overall", 1), 1)
+    lo, hi = _signed(*difference_interval(props, rest, level), sign)
+    slo, shi = _signed(*difference_interval(props, rest, sim), sign)
+    pval = difference_p_value(props, rest)
+    diff = sign * (props.p - rest.p)
+    for g, gs in enumerate(groups):
+        if not (np.isfinite(diff[g]) and share[g] > 0):
+            reason = ("the group is the whole population" if rest.n[g] == 0
+                      else "undefined for this group or the rest of the population")
+            gs.gap_overall[m] = Estimate(float("nan"), None, GAP_OVERALL_METHOD, reason=reason)
+            continue
+        w = share[g]
+        gs.gap_overall[m] = Estimate(
+            float(w * diff[g]), _pair((w * lo[g], w * hi[g])), GAP_OVERALL_METHOD,
+            p_value=float(pval[g]), ci_simultaneous=_pair((w * slo[g], w * shi[g])))
+
+
+def _references(values: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    defined = np.isfinite(values)
+    pool = defined & eligible
+    return np.flatnonzero(pool if pool.any() else defined)
+
+
+def _pairs(groups_n: int, values: np.ndarray, refs: np.ndarray):
+    """Every (group, reference) pair with the group defined and the reference another group."""
+    g = np.repeat(np.arange(groups_n), len(refs))
+    r = np.tile(refs, groups_n)
+    keep = (g != r) & np.isfinite(values[g])
+    return g[keep], r[keep]
+
+
+def _max_over_references(groups, m, method, g, d, lo, hi, slo, shi, p, n_refs, values, reason):
+    """Gap to the best of the references (and of the group itself, which contributes 0).
+
+    For each group: ``max(0, max_r d_r)``, its interval from the maxima of the pairwise bounds
+    (valid because the pairwise intervals hold simultaneously, Bonferroni over the r
+    references), and the p-value ``min(1, r * min p_r)`` over the references it is worse than.
+    """
+    for k, gs in enumerate(groups):
+        mine = g == k
+        if not np.isfinite(values[k]) or not mine.any():
+            gs.gap_best[m] = Estimate(float("nan"), None, method,
+                                      reason="undefined for this group" if not np.isfinite(values[k]) else reason)
+            continue
+        dk = d[mine]
+        worse = dk > 0
+        p_value = min(1.0, float(n_refs[k]) * float(np.min(p[mine][worse]))) if worse.any() else 1.0
+        gs.gap_best[m] = Estimate(
+            max(0.0, float(dk.max())), (max(0.0, float(lo[mine].max())), max(0.0, float(hi[mine].max()))),
+            method, p_value=p_value,
+            ci_simultaneous=(max(0.0, float(slo[mine].max())), max(0.0, float(shi[mine].max()))))
+
+
+def _rate_gaps_best(groups, m, props, sign, eligible, level, family, method):
+    alpha = 1 - level
+    values = props.p
+    refs = _references(values, eligible)
+    if len(refs) == 0:
+        return None
+    best = int(refs[np.argmin(sign * values[refs])])
+    m_family = max(family.get(f"{m}_gap", 1), 1)
+    g, r = _pairs(len(groups), values, refs)
+    n_refs = np.bincount(g, minlength=len(groups)).astype(float)
+    a, b = props.take(g), props.take(r)
+    lo, hi = _signed(*difference_interval(a, b, 1 - alpha / n_refs[g]), sign)
+    slo, shi = _signed(*difference_interval(a, b, 1 - alpha / (n_refs[g] * m_family)), sign)
+    d = sign * (a.p - b.p)
+    _max_over_references(groups, m, GAP_BEST_METHOD, g, d, lo, hi, slo, shi, difference_p_value(a, b),
+                         n_refs, values, "no other adequately powered group to compare with")
+    return groups[best].key
 
 
 def _score_estimate(y, s, what):
@@ -168,129 +350,68 @@ def _score_estimate(y, s, what):
     return value, psi, None
 
 
-def analyse_grouping(
-    columns: tuple[str, ...],
-    group_codes: np.ndarray,
-    group_keys: list[tuple[str, ...]],
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
-    y_score: np.ndarray | None,
-    clusters: np.ndarray | None,
-    *,
-    n_boot: int,
-    level: float,
-    rng: np.random.Generator,
-    eligible_for_best: np.ndarray | None = None,
-    boot_method: str,
-    score_method: str,
-) -> GroupingStats:
-    """Measure every group of one grouping (e.g. sex, or sex × age band).
-
-    Parameters
-    ----------
-    group_codes : int array, one per row, in [0, len(group_keys)).
-    eligible_for_best : bool array per group; the best group is chosen among eligible groups
-        with a defined value (all groups if none is eligible).
-    """
-    n_groups = len(group_keys)
-    cells = cell_codes(y_true, y_pred)
-    codes = group_codes.astype(np.int64) * 4 + cells
-    observed = np.bincount(codes, minlength=n_groups * 4).reshape(n_groups, 4)
-    boot = bootstrap_counts(codes, n_groups * 4, clusters=clusters, n_boot=n_boot,
-                            random_state=rng).reshape(n_boot, n_groups, 4)
-    obs_rates = rates_from_counts(observed)
-    boot_rates = rates_from_counts(boot)
-    overall_obs = rates_from_counts(observed.sum(axis=0))
-    overall_boot = rates_from_counts(boot.sum(axis=1))
-
-    groups = [GroupStats(key=group_keys[g], counts=_counts_dict(observed[g])) for g in range(n_groups)]
-    overall = GroupStats(key=(), counts=_counts_dict(observed.sum(axis=0)))
-    for m in RATE_METRICS:
-        k, n = _binomial(m, overall.counts)
-        overall.metrics[m] = _rate_estimate(float(overall_obs[m]), overall_boot[m], level, boot_method,
-                                            _undefined_reason(m, overall.counts), k, n)
-        for g, gs in enumerate(groups):
-            k, n = _binomial(m, gs.counts)
-            gs.metrics[m] = _rate_estimate(float(obs_rates[m][g]), boot_rates[m][:, g], level, boot_method,
-                                           _undefined_reason(m, gs.counts), k, n)
-
-    # AUROC and Brier: influence functions, zero-padded to all rows so differences of
-    # groups (or group vs overall) share clusters correctly.
-    psis: dict[str, dict[object, np.ndarray | None]] = {m: {} for m in SCORE_METRICS}
-    if y_score is not None:
-        index = [np.flatnonzero(group_codes == g) for g in range(n_groups)]
-        for m in SCORE_METRICS:
-            value, psi, reason = _score_estimate(y_true, y_score, m)
-            overall.metrics[m] = _score_interval(value, psi, clusters, level, score_method, reason, m)
-            psis[m]["overall"] = psi
-            for g, gs in enumerate(groups):
-                idx = index[g]
-                value, psi, reason = _score_estimate(y_true[idx], y_score[idx], m)
-                full = None
-                if psi is not None:
-                    full = np.zeros(len(y_true))
-                    full[idx] = psi
-                psis[m][g] = full
-                gs.metrics[m] = _score_interval(value, full, clusters, level, score_method, reason, m)
-
-    eligible = np.ones(n_groups, bool) if eligible_for_best is None else np.asarray(eligible_for_best, bool)
-    best: dict[str, tuple[str, ...] | None] = {}
-    for m in GAP_METRICS:
-        if m not in overall.metrics:
-            continue
-        values = np.array([gs.metrics[m].value for gs in groups], float)
-        sign = DIRECTION[m]
-        b = _best_index(values, sign, eligible)
-        best[m] = None if b is None else groups[b].key
-        for g, gs in enumerate(groups):
-            if m in RATE_METRICS:
-                diff_o = sign * (overall_obs[m] - obs_rates[m][g])
-                samples_o = sign * (overall_boot[m] - boot_rates[m][:, g])
-                gs.gap_overall[m] = _gap_estimate(float(diff_o), samples_o, level, boot_method,
-                                                  (*_binomial(m, gs.counts), *_binomial(m, overall.counts)), sign)
-                if b is not None and g != b:
-                    diff_b = sign * (obs_rates[m][b] - obs_rates[m][g])
-                    samples_b = sign * (boot_rates[m][:, b] - boot_rates[m][:, g])
-                    gs.gap_best[m] = _gap_estimate(float(diff_b), samples_b, level, boot_method,
-                                                   (*_binomial(m, gs.counts), *_binomial(m, groups[b].counts)), sign)
-            else:
-                gs.gap_overall[m] = _score_gap(overall.metrics[m].value, gs.metrics[m].value,
-                                               psis[m].get("overall"), psis[m].get(g), sign, clusters, level)
-                if b is not None and g != b:
-                    gs.gap_best[m] = _score_gap(groups[b].metrics[m].value, gs.metrics[m].value,
-                                                psis[m].get(b), psis[m].get(g), sign, clusters, level)
-    return GroupingStats(columns=columns, groups=groups, overall=overall, best=best)
+SCORE_GAP_METHOD = "Wald interval and test, cluster-robust influence functions (DeLong for AUROC)"
 
 
-def _best_index(values: np.ndarray, sign: int, eligible: np.ndarray) -> int | None:
-    defined = np.isfinite(values)
-    pool = defined & eligible
-    if not pool.any():
-        pool = defined
-    if not pool.any():
-        return None
-    masked = np.where(pool, sign * values, -np.inf)
-    return int(np.argmax(masked))
+def _score_metrics(groups, overall, m, index, y_true, y_score, clusters, level, family, method,
+                   eligible, best):
+    """AUROC or Brier per group, and their gaps: influence functions zero-padded to all rows,
+    so differences of groups (or group vs overall) share patients correctly."""
+    alpha = 1 - level
+    sim = 1 - alpha / max(family.get(m, 1), 1)
+    value, psi_all, reason = _score_estimate(y_true, y_score, m)
+    overall.metrics[m] = _score_interval(value, psi_all, clusters, level, sim, method, reason, m)
+    psis, values = [], np.full(len(groups), np.nan)
+    for g, gs in enumerate(groups):
+        idx = index[g]
+        v, psi, reason = _score_estimate(y_true[idx], y_score[idx], m)
+        full = None
+        if psi is not None:
+            full = np.zeros(len(y_true))
+            full[idx] = psi
+            values[g] = v
+        psis.append(full)
+        gs.metrics[m] = _score_interval(v, full, clusters, level, sim, method, reason, m)
+    sign = -DIRECTION[m]
+    sim_o = 1 - alpha / max(family.get(f"{m}_gap_overall", 1), 1)
+    for g, gs in enumerate(groups):
+        gs.gap_overall[m] = _score_gap(overall.metrics[m].value, values[g], psi_all, psis[g], sign,
+                                       clusters, level, sim_o)
+    refs = _references(values, eligible)
+    best[m] = groups[int(refs[np.argmin(sign * values[refs])])].key if len(refs) else None
+    m_family = max(family.get(f"{m}_gap", 1), 1)
+    g, r = _pairs(len(groups), values, refs)
+    n_refs = np.bincount(g, minlength=len(groups)).astype(float)
+    se = np.array([influence_se(psis[i] - psis[j], clusters) for i, j in zip(g, r, strict=True)])
+    d = sign * (values[g] - values[r])
+    lo, hi = wald_interval(d, se, level=1 - alpha / n_refs[g]) if len(g) else (d, d)
+    slo, shi = wald_interval(d, se, level=1 - alpha / (n_refs[g] * m_family)) if len(g) else (d, d)
+    _max_over_references(groups, m, SCORE_GAP_METHOD, g, d, np.atleast_1d(lo), np.atleast_1d(hi),
+                         np.atleast_1d(slo), np.atleast_1d(shi), np.atleast_1d(wald_p_value(d, se)), n_refs,
+                         values, "no other adequately powered group to compare with")
 
 
-def _score_interval(value, psi, clusters, level, method, reason, metric) -> Estimate:
+def _score_interval(value, psi, clusters, level, sim, method, reason, metric) -> Estimate:
     if psi is None or not np.isfinite(value):
         return Estimate(float("nan"), None, method, reason=reason)
     se = influence_se(psi, clusters)
-    lo, hi = wald_interval(value, se, level=level, transform="logit" if metric == "auroc" else None)
+    transform = "logit" if metric == "auroc" else None
+    lo, hi = wald_interval(value, se, level=level, transform=transform)
+    slo, shi = wald_interval(value, se, level=sim, transform=transform)
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return Estimate(value, None, method, reason="interval undefined (estimate at the boundary 0 or 1)")
     if metric == "brier":  # a Brier score is never negative
-        lo = max(lo, 0.0)
-    return Estimate(value, (float(lo), float(hi)), method)
+        lo, slo = max(lo, 0.0), max(slo, 0.0)
+    return Estimate(value, (float(lo), float(hi)), method, ci_simultaneous=_pair((slo, shi)))
 
 
-def _score_gap(ref_value, value, psi_ref, psi_g, sign, clusters, level) -> Estimate:
-    method = "Wald interval and test, cluster-robust influence functions (DeLong for AUROC)"
+def _score_gap(ref_value, value, psi_ref, psi_g, sign, clusters, level, sim) -> Estimate:
     if psi_ref is None or psi_g is None or not (np.isfinite(ref_value) and np.isfinite(value)):
-        return Estimate(float("nan"), None, method, reason="undefined for this group or the reference")
-    diff = sign * (ref_value - value)
-    se = influence_se(psi_ref - psi_g, clusters)
+        return Estimate(float("nan"), None, SCORE_GAP_METHOD, reason="undefined for this group or the reference")
+    diff = sign * (value - ref_value)
+    se = influence_se(psi_g - psi_ref, clusters)
     lo, hi = wald_interval(diff, se, level=level)
+    slo, shi = wald_interval(diff, se, level=sim)
     p = float(wald_p_value(diff, se))
-    return Estimate(float(diff), (float(lo), float(hi)), method, p_value=p if np.isfinite(p) else None)
+    return Estimate(float(diff), _pair((lo, hi)), SCORE_GAP_METHOD, p_value=p if np.isfinite(p) else None,
+                    ci_simultaneous=_pair((slo, shi)))

@@ -2,7 +2,8 @@
 
 Implements the audit of Seyyed-Kalantari et al., Nat Med 2021;27:2176-2182: at one operating
 point shared by every group, the rate at which patients who have the condition are called
-healthy, per group and per intersection, with patient-level bootstrap intervals, gaps to the
+healthy, per group and per intersection, with exact intervals that hold at small counts and
+under patient clustering, gaps to the
 best group and to the overall population, and multiplicity-corrected tests.
 """
 
@@ -20,13 +21,19 @@ from audit.errors import ConfigError
 from audit.plugins.base import AuditPlugin
 from audit.plugins.disaggregation import (
     DENOMINATOR,
+    GAP_BEST_METHOD,
     GAP_METRICS,
+    GAP_OVERALL_METHOD,
+    NUMERATOR,
     RATE_METRICS,
+    SCORE_GAP_METHOD,
     SCORE_METRICS,
     Estimate,
     GroupingStats,
+    GroupStats,
     analyse_grouping,
 )
+from audit.privacy import Count, secondary_suppression
 from audit.stats import adjust_pvalues, choose_threshold, min_detectable_gap, parse_operating_point
 
 CHECKLIST = (
@@ -36,7 +43,7 @@ CHECKLIST = (
 # In multi-label mode the "has a finding" outcome is analysed with the machinery of a binary
 # label; these are its metrics under the names of the Nature Medicine paper.
 UNDERDIAGNOSIS_NAMES = {"fnr": "underdiagnosis_rate", "fpr": "overdiagnosis_rate"}
-BASE_IDS = ("n", "positives", "threshold", "min_detectable_gap") + RATE_METRICS + SCORE_METRICS
+BASE_IDS = ("n", "patients", "positives", "threshold", "min_detectable_gap") + RATE_METRICS + SCORE_METRICS
 GAP_IDS = tuple(f"{m}_gap" for m in GAP_METRICS) + tuple(f"{m}_gap_overall" for m in GAP_METRICS)
 UD_IDS = ("underdiagnosis_rate", "overdiagnosis_rate", "underdiagnosis_rate_gap",
           "underdiagnosis_rate_gap_overall", "overdiagnosis_rate_gap", "overdiagnosis_rate_gap_overall")
@@ -51,7 +58,7 @@ class FairnessParams:
     operating_point : ``max-f1`` (the paper's choice), ``youden``, ``sensitivity:X`` or
         ``specificity:X``.
     intersections : lists of sensitive attributes analysed jointly, e.g. [["sex", "age_band"]].
-    bootstrap : replicates of the patient-level bootstrap; seed : its random seed.
+    bootstrap, seed : deprecated and ignored (the intervals are exact; a warning says so).
     level : interval level. correction : ``holm`` or ``bh`` over all gap tests.
     min_group_n, min_positives : groups below either are flagged under-powered.
     tolerance : the gap the plugin's own findings judge against (gates set their own).
@@ -78,8 +85,6 @@ class FairnessParams:
             parse_operating_point(self.operating_point)
         except ValueError as exc:
             raise ConfigError(f"fairness.operating_point: {exc}") from None
-        if self.bootstrap < 200:
-            raise ConfigError(f"fairness.bootstrap: {self.bootstrap} replicates are too few; use at least 200.")
         if not 0.5 < self.level < 1:
             raise ConfigError(f"fairness.level: expected a number in (0.5, 1), got {self.level}.")
         if self.correction not in ("holm", "bh"):
@@ -97,11 +102,17 @@ class FairnessPlugin(AuditPlugin):
 
     Per group (each sensitive attribute) and per configured intersection: n, positives,
     prevalence, sensitivity, specificity, FNR (underdiagnosis of a disease label), FPR, PPV,
-    NPV, AUROC and Brier score, with 95% intervals: percentile intervals of an exact
-    patient-level bootstrap for the rates, cluster-robust DeLong / influence-function
-    intervals for AUROC and Brier. Gaps to the best group (``*_gap``) and to the overall
-    population (``*_gap_overall``) are signed so that positive means worse, each with an
-    interval and a test, corrected for multiplicity (Holm or Benjamini-Hochberg).
+    NPV, AUROC and Brier score, with 95% intervals: exact Clopper-Pearson intervals for the
+    rates (at a Korn-Graubard effective sample size when rows repeat per patient),
+    cluster-robust DeLong / influence-function intervals for AUROC and Brier. Gaps to the best
+    group (``*_gap``, the best re-selected within the interval) and to the overall population
+    (``*_gap_overall``, from the group against the rest) are signed so that positive means
+    worse, each with an interval, a simultaneous interval for its family and a test
+    corrected for multiplicity (Holm or Benjamini-Hochberg). See
+    :mod:`audit.plugins.disaggregation`.
+
+    With an identifier column, ``min_group_n``, ``min_positives`` and ``report.min_cell``
+    count patients, not rows.
 
     In multi-label mode (several label columns), ``underdiagnosis_rate`` is the published
     rate: among cases with at least one finding, the share predicted "no finding"
@@ -138,46 +149,55 @@ class FairnessPlugin(AuditPlugin):
         scores = ctx.predictions("data")
         ref_scores = ctx.predictions("reference") if ctx.reference is not None else None
         warnings: list[str] = []
+        for key in ("bootstrap", "seed"):
+            if getattr(p, key) != getattr(FairnessParams, key):
+                warnings.append(f"fairness.{key} is no longer used: fairness intervals are exact "
+                                "(Clopper-Pearson and MOVER), not bootstrapped, so no replicates or seed "
+                                "are needed. Remove the key.")
         thresholds, threshold_method = self._thresholds(ctx, labels, scores, ref_scores, warnings)
         y = frame[labels].to_numpy(np.int8)
         preds = (scores >= np.asarray(thresholds)[None, :]).astype(np.int8)
 
         clusters, cluster_note = _clusters(frame, ctx.id_column)
-        seed = p.seed if p.seed is not None else ctx.random_state
-        rng = np.random.default_rng(seed)
         groupings = [(c,) for c in ctx.sensitive] + [tuple(c) for c in p.intersections]
-        boot_method = (f"percentile bootstrap, {p.bootstrap} replicates, resampling "
-                       f"{cluster_note}")
+        unit = "patients" if clusters is not None else "cases"
+        rate_method = ("Clopper-Pearson exact interval" + (
+            f" at the Korn-Graubard effective sample size ({cluster_note})" if clusters is not None else ""))
         score_method = "logit-Wald (AUROC, DeLong) / Wald (Brier) interval, influence functions" + (
             ", cluster-robust by patient" if clusters is not None else "")
 
         analyses = self._analyses(labels, y, preds, scores, thresholds)
         order = {b.name: list(b.labels) for b in ctx.config.data.bins}
+        coded = {cols: _group_codes(frame, cols, order) for cols in groupings}
+        family = _family_sizes(analyses, [len(coded[c][1]) for c in groupings])
         metrics: list[Metric] = []
-        findings: list[Finding] = []
-        with track(ctx.progress, "fairness: bootstrap", len(analyses) * len(groupings)) as advance:
+        protected: list = []
+        with track(ctx.progress, "fairness: groups", len(analyses) * len(groupings)) as advance:
             for analysis in analyses:
-                metrics.append(Metric("threshold", analysis["threshold"], n=len(frame),
-                                      label=analysis["label"]) if analysis["threshold"] is not None
-                               else None)
+                if analysis["threshold"] is not None:
+                    metrics.append(Metric("threshold", analysis["threshold"], n=len(frame), label=analysis["label"]))
+                names = analysis["names"]
+                fam = {base + suffix: family[names.get(base, base) + suffix]
+                       for base in RATE_METRICS + SCORE_METRICS for suffix in ("", "_gap", "_gap_overall")
+                       if names.get(base, base) + suffix in family}
                 for cols in groupings:
-                    codes, keys = _group_codes(frame, cols, order)
-                    positives = np.bincount(codes, weights=analysis["y"], minlength=len(keys))
-                    sizes = np.bincount(codes, minlength=len(keys))
-                    eligible = (sizes >= p.min_group_n) & (positives >= p.min_positives)
+                    codes, keys = coded[cols]
                     stats = analyse_grouping(
                         cols, codes, keys, analysis["y"], analysis["pred"], analysis["score"], clusters,
-                        n_boot=p.bootstrap, level=p.level, rng=rng, eligible_for_best=eligible,
-                        boot_method=boot_method, score_method=score_method,
+                        level=p.level, family=fam,
+                        eligible_for_best=_reference_rule(p, ctx.min_cell, ctx.config.report.keep_small_numerators),
+                        rate_method=rate_method, score_method=score_method,
                     )
-                    metrics.extend(self._metrics(stats, analysis, ctx.min_cell, p, overall=cols == groupings[0]))
+                    out, prot = self._metrics(stats, analysis, ctx.min_cell, p, overall=cols == groupings[0],
+                                              keep_small_numerators=ctx.config.report.keep_small_numerators,
+                                              clustered=clusters is not None)
+                    metrics.extend(out)
+                    protected.extend(prot)
                     advance(1)
-        metrics = [m for m in metrics if m is not None]
-        metrics = _propagate_suppression(metrics)
+        metrics = secondary_suppression(metrics, protected)
         metrics = _adjust(metrics, p.correction)
-        for analysis in analyses:
-            for cols in groupings:
-                findings.append(self._finding(metrics, analysis, cols, p, ctx))
+        findings = [self._finding(metrics, analysis, cols, p, ctx, unit)
+                    for analysis in analyses for cols in groupings]
         status = worst_status(f.status for f in findings)
         summary = self._summary(findings, analyses, threshold_method)
         settings = {
@@ -189,19 +209,25 @@ class FairnessPlugin(AuditPlugin):
             "prediction_rule": "score >= threshold",
             "groupings": [list(c) for c in groupings],
             "interval_level": p.level,
-            "interval_method_rates": boot_method,
+            "interval_method_rates": rate_method,
             "interval_method_auroc_brier": score_method,
-            "gap_definition": "positive = worse than the reference: best group (*_gap) or overall (*_gap_overall)",
-            "test_method_rates": "two-sided bootstrap test (percentile-interval inversion)",
+            "interval_method_gaps": {"best": GAP_BEST_METHOD, "overall": GAP_OVERALL_METHOD,
+                                     "auroc_brier": SCORE_GAP_METHOD},
+            "gap_definition": ("positive = worse than the reference: the best adequately powered group "
+                               "(*_gap; 0 for the best group itself) or the overall population (*_gap_overall)"),
+            "test_method_rates": "two-sided test inverting the gap's interval (exact resolution, no replicates)",
             "test_method_auroc_brier": "two-sided Wald test on influence-function standard errors",
             "multiplicity_correction": {"holm": "Holm step-down (FWER)", "bh": "Benjamini-Hochberg (FDR)"}[p.correction],
-            "multiplicity_family": "all gap tests of one metric id, reference and label (e.g. every fnr_gap)",
-            "bootstrap_replicates": p.bootstrap,
-            "seed": seed,
+            "multiplicity_family": "every value of one metric id (all groups, groupings and labels), e.g. every fnr_gap",
+            "simultaneous_intervals": ("Bonferroni: each value's interval at level 1 - (1 - level) / m, m the size "
+                                       "of its family; gates and findings judge 'exceeds' on it"),
+            "family_sizes": dict(sorted(family.items())),
+            "counting_unit": unit,
             "min_group_n": p.min_group_n,
             "min_positives": p.min_positives,
             "tolerance": p.tolerance,
             "min_cell": ctx.min_cell,
+            "keep_small_numerators": ctx.config.report.keep_small_numerators,
             "no_finding": analyses[-1].get("no_finding_rule") if len(labels) > 1 else None,
         }
         return PluginResult(
@@ -261,40 +287,63 @@ class FairnessPlugin(AuditPlugin):
                          "outcome": "any finding", "no_finding_rule": rule})
         return analyses
 
-    def _metrics(self, stats: GroupingStats, analysis, min_cell, p, *, overall):
+    def _metrics(self, stats: GroupingStats, analysis, min_cell, p, *, overall, keep_small_numerators,
+                 clustered):
+        """Metric records of one grouping, and the counts that suppression must protect.
+
+        Primary suppression (counted in patients when there is an identifier): a group with
+        fewer than ``min_cell`` patients; a rate whose denominator, or numerator (unless
+        ``report.keep_small_numerators``), has 1 to ``min_cell - 1``. Zero is not a small
+        cell (it identifies nobody), so a large group's undefined FNR (no positives) is shown
+        as undefined; in a suppressed group even "undefined" is suppressed.
+        """
         names = analysis["names"]
         label = analysis["label"]
         ud_mode = bool(names)
         keep = (("prevalence", "fnr", "fpr") if ud_mode else RATE_METRICS + SCORE_METRICS)
         gap_keep = (("fnr", "fpr") if ud_mode else GAP_METRICS)
-        out = []
+        out, protected = [], []
         units = [(stats.overall, None)] if overall else []
         units += [(g, dict(zip(stats.columns, g.key, strict=True))) for g in stats.groups]
         for unit, group in units:
-            c = unit.counts
-            under = group is not None and (c["n"] < p.min_group_n or c["positives"] < p.min_positives)
+            c, pc = unit.counts, unit.patients
+            where = None if group is None else tuple(sorted(group.items()))
+            under = group is not None and not _powered(unit, p)
             flags = ("under_powered",) if under else ()
-            small = c["n"] < min_cell
+            small = pc["n"] < min_cell
+            if small:
+                protected += [Count("n", where, label), Count("positives", where, label)]
             out.append(Metric("n", c["n"], n=c["n"], group=group, label=label, flags=flags, suppressed=small))
+            if clustered:
+                out.append(Metric("patients", pc["n"], n=c["n"], group=group, label=label, flags=flags,
+                                  suppressed=small))
+            pos_small = small or _small(pc["positives"], min_cell) or _small(pc["negatives"], min_cell)
+            if pos_small and not small:
+                protected.append(Count("positives", where, label))
             out.append(Metric("positives", c["positives"], n=c["n"], group=group, label=label, flags=flags,
-                              suppressed=small or min(c["positives"], c["negatives"]) < min_cell))
+                              suppressed=pos_small))
             for m in keep:
                 est = unit.metrics.get(m)
                 if est is None:
                     continue
-                denom = c[DENOMINATOR[m]] if m in DENOMINATOR else c["n"]
+                den, num = DENOMINATOR.get(m, "n"), NUMERATOR.get(m)
+                hide = small or _small(pc[den], min_cell)
+                if _small(pc[den], min_cell) and not small:
+                    protected.append(Count(den, where, label))
+                if num and _small(pc[num], min_cell) and not keep_small_numerators:
+                    hide = True
+                    protected.append(Count(num, where, label))
                 out.append(_metric(names.get(m, m), est, c["n"], group, label, flags, p.level,
-                                   suppressed=small or (m != "prevalence" and denom < min_cell),
-                                   denominator=denom if m in DENOMINATOR else None))
+                                   suppressed=hide, denominator=c[den] if m in DENOMINATOR else None))
             if under:
                 # The FNR gap this group could show (alpha 0.05, power 0.8) against the overall
                 # population, at the overall FNR (0.5, the widest case, when that is undefined).
                 base = stats.overall.metrics["fnr"].value
-                has_pos = c["positives"] > 0
-                mdg = min_detectable_gap(base if np.isfinite(base) else 0.5, c["positives"],
-                                         stats.overall.counts["positives"]) if has_pos else None
+                has_pos = pc["positives"] > 0
+                mdg = min_detectable_gap(base if np.isfinite(base) else 0.5, pc["positives"],
+                                         stats.overall.patients["positives"]) if has_pos else None
                 out.append(Metric("min_detectable_gap", None if mdg is None else float(mdg), n=c["n"], group=group,
-                                  label=label, flags=flags, suppressed=small,
+                                  label=label, flags=flags, suppressed=small or pos_small,
                                   reason=None if has_pos else "no positive cases in this group"))
             if group is None:
                 continue
@@ -308,62 +357,66 @@ class FairnessPlugin(AuditPlugin):
                     out.append(_metric(f"{mid}_gap" if ref == "best" else f"{mid}_gap_overall", est, c["n"], group,
                                        label, flags, p.level, suppressed=small, reference=ref,
                                        reference_group=ref_group))
-        return out
+        return out, protected
 
-    def _finding(self, metrics, analysis, cols, p, ctx) -> Finding:
+    def _finding(self, metrics, analysis, cols, p, ctx, unit) -> Finding:
+        """The verdict on one grouping, decided by the groups that can decide it.
+
+        A gap WARNs when its simultaneous interval (adjusted for every comparison of its
+        family, as gates are) lies above the tolerance, and PASSes when its 95% interval lies
+        below it; under-powered, suppressed and undefined gaps are INCONCLUSIVE and never
+        decide. The sentence names only the groups it is built from.
+        """
         key = "underdiagnosis_rate" if analysis["names"] else "fnr"
         label = analysis["label"]
         outcome = analysis["outcome"]
         mine = [m for m in metrics if m.label == label and m.group is not None and tuple(m.group) == cols]
         rates = [m for m in mine if m.id == key]
-        gaps = [m for m in mine if m.id == f"{key}_gap"]
-        under = sorted({m.group_label for m in rates if "under_powered" in m.flags})
-        shown = [m for m in rates if not m.suppressed]  # undefined values are never suppressed
-        hidden = len(rates) - len(shown)
-        what = f"{'cases with at least one finding' if analysis['names'] else f'patients with {outcome}=1'}"
-        parts = []
-        for m in shown:
-            if m.value is None:
-                parts.append(f"{m.group_label}: undefined ({m.reason})")
-            else:
-                ci = f" (95% CI {_pct(m.ci[0])}–{_pct(m.ci[1])})" if m.ci else " (no interval)"
-                parts.append(f"{m.group_label}: {_pct(m.value)}{ci}")
+        # Both comparisons decide: the best group is often unpublishable (few missed cases is
+        # a small cell), and then the gap to the population as a whole carries the finding.
+        gaps = [m for m in mine if m.id in (f"{key}_gap", f"{key}_gap_overall")]
+        shown = [m for m in rates if not m.suppressed and m.value is not None]
+        hidden = sum(m.suppressed for m in rates)
+        what = "cases with at least one finding" if analysis["names"] else f"patients with {outcome}=1"
         verb = "called 'no finding' for" if analysis["names"] else "missed"
-        message = f"Among {what}, the model {verb} " + "; ".join(parts) + "."
+        parts = [f"{m.group_label}: {_pct(m.value)}" + (
+            f" (95% CI {_pct(m.ci[0])}–{_pct(m.ci[1])})" if m.ci else " (no interval)") for m in shown]
+        message = (f"Among {what}, the model {verb} " + "; ".join(parts) + "." if parts
+                   else f"Among {what}, no group's rate can be shown.")
         if hidden:
-            message += f" {hidden} group(s) with fewer than {ctx.min_cell} cases are suppressed."
-        visible_gaps = [g for g in gaps if not g.suppressed and g.value is not None]
-        powered = [g for g in visible_gaps if "under_powered" not in g.flags]
-        worst = max(powered or visible_gaps, key=lambda g: g.value, default=None)
-        if worst is not None:
-            ci = f" (95% CI {_pts(worst.ci[0])} to {_pts(worst.ci[1])})" if worst.ci else ""
-            adj = f", adjusted p = {worst.p_adjusted:.3g}" if worst.p_adjusted is not None else ""
-            message += (f" Largest gap to the best group{'' if powered else ' (under-powered groups only)'}: "
-                        f"{_pts(worst.value)} percentage points{ci} for {worst.group_label}{adj}.")
+            message += (f" {hidden} group(s) are suppressed (fewer than {ctx.min_cell} {unit} in a cell, "
+                        "or they would give such a cell back).")
+        deciding = [g for g in gaps if g.value is not None and g.ci is not None and not g.suppressed
+                    and "under_powered" not in g.flags]
         statuses = []
         for g in gaps:
-            if g.value is None or g.ci is None:
+            if g not in deciding:
                 statuses.append(Status.INCONCLUSIVE)
-            elif g.ci[0] > p.tolerance:
+            elif (g.ci_simultaneous or g.ci)[0] > p.tolerance:
                 statuses.append(Status.WARN)
             elif g.ci[1] <= p.tolerance:
                 statuses.append(Status.PASS)
             else:
                 statuses.append(Status.INCONCLUSIVE)
         status = worst_status(statuses) if statuses else Status.INCONCLUSIVE
-        if status == Status.FAIL:  # the plugin warns; only gates fail a run
-            status = Status.WARN
-        if under:
-            message += (f" Under-powered (fewer than {p.min_group_n} cases or {p.min_positives} positives): "
-                        f"{len(under)} group(s); their gaps cannot be judged reliably.")
-            if status == Status.PASS:
-                status = Status.INCONCLUSIVE
+        tol = _pts(p.tolerance)
+        exceeding = [g for g, st in zip(gaps, statuses, strict=True) if st == Status.WARN]
+        if exceeding:
+            worst = max(exceeding, key=lambda g: g.ci_simultaneous[0] if g.ci_simultaneous else g.ci[0])
+            message += (f" Gap: {_gap_sentence(worst)} Even allowing for every comparison made, "
+                        f"this gap exceeds {tol} points with 95% confidence.")
+        elif deciding:
+            worst = max(deciding, key=lambda g: g.value)
+            message += f" Largest gap among the groups that can be judged: {_gap_sentence(worst)}"
+        not_judged = len({tuple(g.group.items()) for g in gaps} - {tuple(g.group.items()) for g in deciding})
+        if not_judged:
+            message += (f" {not_judged} group(s) cannot be judged (fewer than {p.min_group_n} {unit} or "
+                        f"{p.min_positives} positive {unit}, suppressed, or undefined); they decide nothing.")
         if status == Status.PASS:
-            message += f" Every gap to the best group is below {_pts(p.tolerance)} points with 95% confidence."
+            message += (f" Every gap, to the best group and to the whole population, is below {tol} points "
+                        "with 95% confidence.")
         elif status == Status.INCONCLUSIVE:
-            message += f" The data cannot show that every gap is below {_pts(p.tolerance)} points."
-        elif status == Status.WARN:
-            message += f" At least one gap exceeds {_pts(p.tolerance)} points with 95% confidence."
+            message += f" The data cannot show that every gap is below {tol} points."
         label_part = f"{label}: " if label else ""
         return Finding(
             id=f"{key}_by_{'_x_'.join(cols)}" + (f"_{label}" if label else ""),
@@ -381,54 +434,95 @@ class FairnessPlugin(AuditPlugin):
 
 def _metric(mid, est: Estimate, n, group, label, flags, level, *, suppressed, denominator=None,
             reference=None, reference_group=None) -> Metric:
-    # An undefined value has nothing to hide and must be shown as undefined (never as 0),
-    # so only defined values are suppressed.
-    defined = est.value is not None and np.isfinite(est.value)
+    # A suppressed undefined value is suppressed too: "undefined" tells that a count is 0.
     return Metric(
         id=mid, value=est.value, n=n, group=group, ci=est.ci, ci_method=est.method, level=level,
         reason=est.reason, denominator=denominator, label=label, reference=reference,
         reference_group=reference_group, p_value=est.p_value, flags=flags,
-        suppressed=suppressed and defined,
+        suppressed=suppressed, ci_simultaneous=est.ci_simultaneous,
     )
 
 
-def _propagate_suppression(metrics: list[Metric]) -> list[Metric]:
-    """Hide every value from which a suppressed one could be recovered.
+def _small(count: int, min_cell: int) -> bool:
+    """A small cell: at least one patient and fewer than min_cell (zero identifies nobody)."""
+    return 0 < count < min_cell
 
-    A gap gives back its group's rate when the reference is known (and the reference's rate
-    when the group is known); prevalence and the minimum detectable gap give back the number
-    of positives (and negatives). Undefined values stay visible as undefined.
+
+def _gap_sentence(g: Metric) -> str:
+    ci = f" (95% CI {_pts(g.ci[0])} to {_pts(g.ci[1])})" if g.ci else ""
+    if g.reference == "overall":
+        ref = " against the whole population"
+    else:
+        ref = f" against {_label_of(g.reference_group)}" if g.reference_group and g.reference_group != g.group else ""
+    adj = f", adjusted {_p_text(g.p_adjusted)}" if g.p_adjusted is not None else ""
+    return f"{_pts(g.value)} percentage points{ci} for {g.group_label}{ref}{adj}."
+
+
+def _label_of(group: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in group.items())
+
+
+def _p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _powered(unit: GroupStats, p: FairnessParams) -> bool:
+    """Enough patients (cases without an identifier) and positive patients to judge a gap."""
+    return unit.patients["n"] >= p.min_group_n and unit.patients["positives"] >= p.min_positives
+
+
+def _reference_rule(p: FairnessParams, min_cell: int, keep_small_numerators: bool):
+    """Which groups may be the best group for a metric: adequately powered, and with a value
+    that can be published (a gap to a suppressed rate would give that rate back)."""
+    def eligible(unit: GroupStats, metric: str) -> bool:
+        pc = unit.patients
+        if not _powered(unit, p) or pc["n"] < min_cell:
+            return False
+        if metric in DENOMINATOR:
+            num_ok = keep_small_numerators or pc[NUMERATOR[metric]] >= min_cell
+            return pc[DENOMINATOR[metric]] >= min_cell and num_ok
+        return min(pc["positives"], pc["negatives"]) >= min_cell
+
+    return eligible
+
+
+def _family_sizes(analyses, group_counts) -> dict[str, int]:
+    """Number of values of each metric id: the family of its simultaneous intervals and tests.
+
+    Every group counts, defined or not, so the family size reveals nothing about which values
+    are undefined or suppressed.
     """
-    def key(m):
-        return (m.id, tuple(sorted((m.group or {}).items())), m.label)
-
-    hidden = {key(m) for m in metrics if m.suppressed}
-    out = []
-    for m in metrics:
-        hide = m.suppressed
-        if m.value is not None and not hide:
-            if m.reference is not None:
-                base = m.id.removesuffix("_overall").removesuffix("_gap")
-                ref = m.reference_group
-                hide = (base, key(m)[1], m.label) in hidden or (
-                    ref is not None and (base, tuple(sorted(ref.items())), m.label) in hidden)
-            elif m.id in ("prevalence", "min_detectable_gap"):
-                hide = ("positives", key(m)[1], m.label) in hidden
-        out.append(m if hide == m.suppressed else replace(m, suppressed=bool(hide)))
-    return out
+    n_groups = sum(group_counts)
+    family: dict[str, int] = {}
+    for analysis in analyses:
+        names = analysis["names"]
+        bases = ("prevalence", "fnr", "fpr") if names else RATE_METRICS + SCORE_METRICS
+        for base in bases:
+            mid = names.get(base, base)
+            family[mid] = family.get(mid, 0) + n_groups + 1
+            if base in GAP_METRICS:
+                for suffix in ("_gap", "_gap_overall"):
+                    family[mid + suffix] = family.get(mid + suffix, 0) + n_groups
+    return family
 
 
 def _adjust(metrics: list[Metric], method: str) -> list[Metric]:
-    """Correct the gap tests of each metric and reference as one family (e.g. every fnr_gap)."""
+    """Correct the gap tests of each metric id as one family (e.g. every fnr_gap, all labels).
+
+    Undefined gaps count as p = 1, so the family is the same as that of the simultaneous
+    intervals: a simultaneous interval that excludes 0 always has an adjusted p below 0.05.
+    """
     out = list(metrics)
-    families: dict[tuple[str, str | None], list[int]] = {}
+    families: dict[str, list[int]] = {}
     for i, m in enumerate(metrics):
-        if m.reference is not None and m.p_value is not None:
-            families.setdefault((m.id, m.label), []).append(i)
+        if m.reference is not None:
+            families.setdefault(m.id, []).append(i)
     for idx in families.values():
-        adjusted = adjust_pvalues(np.array([metrics[i].p_value for i in idx]), method=method)
+        raw = np.array([1.0 if metrics[i].p_value is None else metrics[i].p_value for i in idx])
+        adjusted = adjust_pvalues(raw, method=method)
         for i, q in zip(idx, adjusted, strict=True):
-            out[i] = replace(out[i], p_adjusted=float(q))
+            if metrics[i].p_value is not None:
+                out[i] = replace(out[i], p_adjusted=float(q))
     return out
 
 

@@ -32,13 +32,14 @@ RATE_IDS = frozenset(
         "balanced_accuracy",
     }
 )
-COUNT_IDS = frozenset({"n", "positives", "negatives", "tp", "fp", "tn", "fn"})
+COUNT_IDS = frozenset({"n", "patients", "positives", "negatives", "tp", "fp", "tn", "fn"})
 # Differences of rates that are not gaps between groups: shown in percentage points.
 POINTS_IDS = frozenset({"min_detectable_gap"})
 GAP_SUFFIXES = ("_gap_overall", "_gap")
 
 DISPLAY_NAMES = {
     "n": "n",
+    "patients": "Patients",
     "positives": "Positives",
     "negatives": "Negatives",
     "prevalence": "Prevalence",

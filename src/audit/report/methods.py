@@ -16,7 +16,8 @@ from audit.report.formatting import base_id, display_name
 
 # metric id → its definition, formula in words. Gaps are defined once, after these.
 DEFINITIONS: dict[str, str] = {
-    "n": "Patients (rows) in the group.",
+    "n": "Rows (cases) in the group.",
+    "patients": "Distinct patients in the group (with a patient identifier, the rules for small and under-powered groups count these).",
     "positives": "Patients in the group who have the condition (label 1).",
     "prevalence": "Positives ÷ n: the share of the group who have the condition.",
     "sensitivity": "True positives ÷ positives: of the patients with the condition, the share the model flagged.",
@@ -45,16 +46,20 @@ DEFINITIONS: dict[str, str] = {
     "threshold": "The operating point: a score at or above it counts as a positive prediction.",
 }
 GAP_DEFINITION = (
-    "A group's value minus the best group's (*_gap) or minus the whole population's "
-    "(*_gap_overall), signed so that positive always means worse; for rates in percentage points."
+    "A group's value minus the best adequately powered group's (*_gap: 0 for the best group; its "
+    "interval allows for which group is best) or minus the whole population's (*_gap_overall), signed "
+    "so that positive always means worse; for rates in percentage points. A gap is judged to exceed a "
+    "tolerance only when its simultaneous interval, which allows for every comparison of the same "
+    "kind in the audit, lies above it."
 )
 SUPPRESSION_RULE = (
-    "A value based on a count below {limit} (patients in the group, or patients with or without "
-    "the condition) is suppressed, and so is any value from which it could be worked out (its "
-    "gaps, its complement, the prevalence that gives its number of positives). Suppressed values "
-    "are kept in results.json for the audit team; the human-readable reports never show them. "
-    "Numerators are not checked: a rate whose group and denominator reach {limit} is shown even "
-    "when few patients make up its numerator (e.g. 2 missed of 50)."
+    "A value based on a count of 1 to {limit} − 1 patients (in the group, in a rate's denominator, or "
+    "in its numerator, e.g. 2 missed of 50) is suppressed; zero identifies nobody and is shown. So are further values, chosen so that no "
+    "suppressed count can be worked out from everything published: by subtraction from totals, "
+    "other groups or intersections, from rates times their denominators, or from gaps (secondary "
+    "suppression, checked by solving for every suppressed count as an attacker would). A suppressed "
+    "value, and even whether it is defined, is absent from every output, results.json included, "
+    "unless the audit team keeps a private full record (report.full_record)."
 )
 
 

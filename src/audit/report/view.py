@@ -39,7 +39,8 @@ COLUMN_ORDER = (
     "brier",
 )
 # Run-level settings reported as metrics; the Methods section shows them (plugin settings).
-NOT_IN_TABLES = frozenset({"threshold"})
+# Patient counts decide the small-group rules; the tables show n (rows) to stay one page wide.
+NOT_IN_TABLES = frozenset({"threshold", "patients"})
 KEY_METRIC_PREFERENCE = ("underdiagnosis_rate", "fnr")
 # Metrics whose denominator is the number of positives (used when no "positives" metric).
 _POSITIVE_DENOMINATORS = ("fnr", "sensitivity", "tpr", "underdiagnosis_rate")

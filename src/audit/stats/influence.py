@@ -164,8 +164,8 @@ def wald_interval(
     ----------
     estimate, se : float or array-like
         Estimates and standard errors (broadcast together).
-    level : float, default 0.95
-        Two-sided coverage; ``z = Phi^{-1}((1 + level) / 2)``.
+    level : float or array-like, default 0.95
+        Two-sided coverage (elementwise if an array); ``z = Phi^{-1}((1 + level) / 2)``.
     transform : {None, "logit"}
         None: ``estimate ± z * se``. "logit" (for quantities in (0, 1) such as
         AUROC): ``expit(logit(est) ± z * se / (est * (1 - est)))``, the delta
@@ -177,7 +177,8 @@ def wald_interval(
     -------
     low, high : ndarray (numpy scalars for scalar input)
     """
-    if not 0 < level < 1:
+    lv = np.asarray(level, dtype=np.float64)
+    if not np.all((lv > 0) & (lv < 1)):
         raise ValueError(f"level must be in (0, 1); got {level!r}.")
     if transform not in (None, "logit"):
         raise ValueError(f"transform must be None or 'logit'; got {transform!r}.")
@@ -186,7 +187,7 @@ def wald_interval(
     )
     if np.any(s < 0):
         raise ValueError("se must be non-negative.")
-    z = stats.norm.ppf((1 + level) / 2)
+    z = stats.norm.ppf((1 + lv) / 2)
     if transform is None:
         return (est - z * s)[()], (est + z * s)[()]
     if np.any((est < 0) | (est > 1)):

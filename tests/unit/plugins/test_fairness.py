@@ -17,7 +17,9 @@ from audit.errors import ConfigError
 
 
 def audit_frame(frame, path, *, label="y", score="p", sensitive=("sex",), fairness=None, id=None, gates=(),
-                data_extra=None, reference=None):
+                data_extra=None, reference=None, report=None):
+    """Audit ``frame``; small-cell suppression is off (min_cell 1, small numerators kept) unless
+    ``report`` sets it, so that hand-computed values can be checked."""
     frame.to_csv(path, index=False)
     data = {"path": str(path), "label": label, "score": score, "sensitive": list(sensitive)}
     if id:
@@ -27,7 +29,8 @@ def audit_frame(frame, path, *, label="y", score="p", sensitive=("sex",), fairne
         reference.to_csv(ref_path, index=False)
         data["reference"] = str(ref_path)
     data.update(data_extra or {})
-    raw = {"data": data, "fairness": {"bootstrap": 400, "seed": 1, **(fairness or {})}}
+    raw = {"data": data, "fairness": dict(fairness or {}),
+           "report": report or {"min_cell": 1, "keep_small_numerators": True}}
     cfg = build_config(raw, base_dir=Path(path).parent, plugin_names=("fairness",), flags={"gates": list(gates)})
     return run_audit(cfg)
 
@@ -150,7 +153,8 @@ def test_multilabel_with_given_no_finding_label(tmp_path):
 def test_group_without_positives_is_undefined_not_zero(tmp_path, toy_frame):
     frame = toy_frame.copy()
     frame.loc[frame["race"] == "asian", "y"] = 0
-    r = audit_frame(frame, tmp_path / "d.csv", sensitive=("race",), fairness={"threshold": 0.5})
+    private = {"min_cell": 1, "keep_small_numerators": True, "full_record": True}
+    r = audit_frame(frame, tmp_path / "d.csv", sensitive=("race",), fairness={"threshold": 0.5}, report=private)
     m = value(r, "fnr", {"race": "asian"})
     assert m.value is None and "no positive" in m.reason
     a = value(r, "auroc", {"race": "asian"})
@@ -158,7 +162,18 @@ def test_group_without_positives_is_undefined_not_zero(tmp_path, toy_frame):
     assert "under_powered" in m.flags
     finding = next(f for f in r.plugin("fairness").findings if f.id == "fnr_by_race")
     assert finding.status != Status.PASS
-    assert "undefined" in finding.message
+    # Zero identifies nobody: a large group's undefined FNR is public, as undefined ...
+    public = audit_frame(frame, tmp_path / "d.csv", sensitive=("race",), fairness={"threshold": 0.5},
+                         report={"min_cell": 10})
+    m = value(public, "fnr", {"race": "asian"})
+    assert not m.suppressed and m.value is None and "no positive" in m.reason
+    # ... but in a suppressed group even "undefined" is suppressed.
+    frame.loc[frame.index[:6], "race"] = "tiny"
+    frame.loc[frame.index[:6], "y"] = 0
+    public = audit_frame(frame, tmp_path / "d.csv", sensitive=("race",), fairness={"threshold": 0.5},
+                         report={"min_cell": 10})
+    m = value(public, "fnr", {"race": "tiny"})
+    assert m.suppressed and m.value is None and "no positive" not in m.reason
 
 
 def test_under_powered_groups_are_flagged_with_detectable_gap(tmp_path, toy_frame):
@@ -178,7 +193,8 @@ def test_under_powered_groups_are_flagged_with_detectable_gap(tmp_path, toy_fram
 def test_small_cells_are_marked_suppressed(tmp_path, toy_frame):
     frame = toy_frame.copy()
     frame.loc[:6, "race"] = "rare"
-    r = audit_frame(frame, tmp_path / "d.csv", sensitive=("race",), fairness={"threshold": 0.5})
+    r = audit_frame(frame, tmp_path / "d.csv", sensitive=("race",), fairness={"threshold": 0.5},
+                    report={"min_cell": 10})
     assert value(r, "n", {"race": "rare"}).suppressed
     assert value(r, "fnr", {"race": "rare"}).suppressed
     assert not value(r, "fnr", {"race": "white"}).suppressed
@@ -202,7 +218,7 @@ def test_intersections_and_seed_reproducibility(tmp_path, toy_frame):
 def test_holm_adjusted_p_values(tmp_path, toy_frame):
     r = audit_frame(toy_frame, tmp_path / "d.csv", sensitive=("sex", "race"), fairness={"threshold": 0.5})
     tested = [m for m in r.plugin("fairness").metrics if m.id == "fnr_gap" and m.p_value is not None]
-    assert len(tested) == 3  # sex: 1 gap to the best group, race: 2
+    assert len(tested) == 5  # sex: 2 groups, race: 3 (the best group itself has gap 0, p = 1)
     p = np.array([m.p_value for m in tested])
     q = np.array([m.p_adjusted for m in tested])
     # Holm by hand over the fnr_gap family: sorted p_(i) * (k - i + 1), running maximum, capped at 1.
@@ -236,7 +252,8 @@ def test_suppression_propagates_to_values_that_reveal_a_small_cell(tmp_path, toy
     rare = frame.index[:40]
     frame.loc[rare, "race"] = "rare"
     frame.loc[rare, "y"] = [1] * 5 + [0] * 35  # 5 positives: FNR hidden
-    r = audit_frame(frame, tmp_path / "d.csv", sensitive=("race",), fairness={"threshold": 0.5})
+    r = audit_frame(frame, tmp_path / "d.csv", sensitive=("race",), fairness={"threshold": 0.5},
+                    report={"min_cell": 10})
     g = {"race": "rare"}
     assert not value(r, "n", g).suppressed          # 40 cases may be shown
     assert value(r, "positives", g).suppressed
@@ -244,33 +261,33 @@ def test_suppression_propagates_to_values_that_reveal_a_small_cell(tmp_path, toy
     assert value(r, "prevalence", g).suppressed     # prevalence x n gives the positives back
     assert value(r, "fnr_gap_overall", g, reference="overall").suppressed
     gap = [m for m in r.plugin("fairness").metrics if m.id == "fnr_gap" and m.group == g]
-    assert all(m.suppressed for m in gap)
-    assert not value(r, "fpr", g).suppressed        # 35 negatives
+    assert all(m.suppressed and m.value is None for m in gap)
 
 
-def test_degenerate_rates_get_exact_and_newcombe_intervals(tmp_path):
-    # Both groups miss nobody: FNR 0/20 and 0/30. The bootstrap would say [0, 0] for the
-    # rates and for the gap (certainty); the Clopper-Pearson and Newcombe intervals do not.
+def test_degenerate_rates_get_exact_and_mover_intervals(tmp_path):
+    # Both groups miss nobody: FNR 0/20 and 0/30. A percentile bootstrap would say [0, 0] for
+    # the rates and the gap (certainty); the Clopper-Pearson and MOVER intervals do not.
     from scipy.stats import binomtest
 
     frame = pd.DataFrame({"sex": ["F"] * 40 + ["M"] * 60,
                           "y": [1] * 20 + [0] * 20 + [1] * 30 + [0] * 30,
                           "p": [0.9] * 20 + [0.1] * 20 + [0.8] * 30 + [0.2] * 30})
-    r = audit_frame(frame, tmp_path / "d.csv", fairness={"threshold": 0.5})
+    kw = dict(fairness={"threshold": 0.5, "min_positives": 10, "min_group_n": 30})
+    r = audit_frame(frame, tmp_path / "d.csv", **kw)
     fnr = value(r, "fnr", {"sex": "F"})
     assert fnr.value == 0.0
     expected = binomtest(0, 20).proportion_ci(0.95, method="exact")
     assert fnr.ci == pytest.approx((expected.low, expected.high), abs=1e-12)
     assert "Clopper-Pearson" in fnr.ci_method
-    gap = [m for m in r.plugin("fairness").metrics if m.id == "fnr_gap"][0]
-    assert gap.value == 0.0 and gap.ci[0] < 0 < gap.ci[1]
-    assert "Newcombe" in gap.ci_method
-    # Hand check of Newcombe's method 10 for 0/20 vs 0/30 (Wilson upper bounds z^2/(n+z^2)).
-    z2 = 1.959963984540054 ** 2
-    u20, u30 = z2 / (20 + z2), z2 / (30 + z2)
-    assert sorted(abs(x) for x in gap.ci) == pytest.approx(sorted([u20, u30]), abs=1e-9)
+    gap = value(r, "fnr_gap", {"sex": "F"}, reference="best")
+    # One other group, so the MOVER interval of 0/20 - 0/30 at 95%, floored at 0 (a gap to the
+    # best group is never negative): upper bound = F's Clopper-Pearson upper bound.
+    assert gap.value == 0.0 and gap.ci[0] == 0.0
+    assert gap.ci[1] == pytest.approx(expected.high, abs=1e-12)
+    over = value(r, "fnr_gap_overall", {"sex": "F"}, reference="overall")
+    assert over.ci[0] < 0 < over.ci[1]
     # A gate cannot pass on certainty that is not there.
-    r2 = audit_frame(frame, tmp_path / "d.csv", fairness={"threshold": 0.5}, gates=["fairness.fnr_gap<=0.01"])
+    r2 = audit_frame(frame, tmp_path / "d.csv", gates=["fairness.fnr_gap<=0.01"], **kw)
     assert r2.gates[0].status == Status.INCONCLUSIVE
 
 
@@ -286,3 +303,41 @@ def test_min_detectable_gap_matches_hand_formula(tmp_path, toy_frame):
     p = value(r, "fnr").value
     expected = (norm.ppf(0.975) + norm.ppf(0.8)) * np.sqrt(p * (1 - p) * (1 / k + 1 / n_all))
     assert value(r, "min_detectable_gap", g).value == pytest.approx(expected, rel=1e-12)
+
+
+def test_rows_versus_patients(tmp_path):
+    # Ward "w": 12 positive images from 4 patients (3 each), every one missed; 40 negatives from
+    # 40 patients. Counting rows it would pass min_positives=10; counting patients it does not.
+    rng = np.random.default_rng(0)
+    big = pd.DataFrame({"ward": "big", "pid": [f"b{i}" for i in range(400)],
+                        "y": rng.binomial(1, 0.3, 400), "p": rng.random(400)})
+    small = pd.DataFrame({"ward": "w", "pid": [f"w{i // 3}" for i in range(12)] + [f"n{i}" for i in range(40)],
+                          "y": [1] * 12 + [0] * 40, "p": [0.1] * 12 + [0.2] * 40})
+    frame = pd.concat([big, small], ignore_index=True)
+    kw = dict(sensitive=("ward",), fairness={"threshold": 0.5, "min_positives": 10, "min_group_n": 30})
+    by_rows = audit_frame(frame, tmp_path / "d.csv", **kw)
+    by_patients = audit_frame(frame, tmp_path / "d.csv", id="pid", **kw)
+    w = {"ward": "w"}
+    assert "under_powered" not in value(by_rows, "fnr", w).flags
+    m = value(by_patients, "fnr", w)
+    assert "under_powered" in m.flags
+    assert value(by_patients, "patients", w).value == 44
+    # 12/12 from 4 patients carries less information than 12 independent rows.
+    assert m.ci[0] < value(by_rows, "fnr", w).ci[0]
+    assert "patients (pid" in m.ci_method
+    # An under-powered group never decides a gate.
+    r = audit_frame(frame, tmp_path / "d.csv", id="pid", gates=["fairness.fnr_gap_overall<=0.05"], **kw)
+    check = next(c for c in r.gates[0].checks if c.group == w)
+    assert check.status == Status.INCONCLUSIVE
+
+
+def test_unseeded_run_records_its_seed_and_replays(tmp_path, toy_frame):
+    toy_frame.to_csv(tmp_path / "d.csv", index=False)
+    raw = {"data": {"path": str(tmp_path / "d.csv"), "label": "y", "score": "p", "sensitive": ["sex", "race"],
+                    "id": "patient_id"}, "fairness": {"threshold": 0.5}}
+    cfg = build_config(raw, base_dir=tmp_path, plugin_names=("fairness",), flags={})
+    first = run_audit(cfg)
+    seed = first.provenance["seed"]
+    assert isinstance(seed, int) and first.config["seed"] == seed
+    replay = run_audit(build_config(raw, base_dir=tmp_path, plugin_names=("fairness",), flags={"seed": seed}))
+    assert replay.plugin("fairness").metrics == first.plugin("fairness").metrics

@@ -1,0 +1,695 @@
+"""What a reader can solve for from the published numbers, and the suppression that stops it.
+
+Primary suppression hides small cells (``Metric.suppressed``). The numbers left in view still
+constrain them: a clinic's size is the total minus the other clinics, a cell of an
+intersection is its margin minus its neighbours, a rate times its published denominator is
+its numerator. This module models a reader who knows every published number exactly and
+solves the integer programme those numbers define (:func:`feasible_ranges`), and hides
+further, complementary, numbers until no protected count has a unique feasible value
+(:func:`secondary_suppression`).
+
+The reader's model
+------------------
+The attributes are the columns of every group named in the metrics (suppressed ones
+included: a hidden group still shows its name, so the reader knows it has at least one row);
+an *atom* is one combination of values of all attributes. Each atom holds a non-negative
+integer number of rows, split for each outcome (label) into tp, fn, fp, tn; the rows, hence
+the atom's n, are the same for every outcome. A grouping of several attributes lists every
+cell that exists, so the atoms outside its cells are empty. The published numbers are linear
+(in)equalities on the atoms:
+
+- counts (``n``, ``positives``; ``min_detectable_gap``, which gives positives back) exactly;
+- the ``n`` and ``denominator`` fields of the records, as :func:`audit.core.results.public_record`
+  leaves them: ``denominator`` on shown records, ``n`` on shown records of groups whose ``n``
+  is shown for every label;
+- a rate r = N/D as ``|N - r D| <= 1e-7 D + 1e-9`` with D >= 1 (an undefined rate: D = 0);
+- a gap links the rates of its group and its reference: a rate known on one side is known on
+  the other (for a gap of 0 to the best group, only an inequality).
+
+AUROC, Brier, patients and threshold values are not linear in counts and are ignored, as are
+intervals and p-values: inverting an exact interval for its sample size is outside this model,
+which is why a suppressed record loses its interval as well as its value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse.csgraph import connected_components
+
+from audit.core.results import Metric
+from audit.plugins.disaggregation import COUNT_CELLS, DENOMINATOR, DIRECTION, NUMERATOR
+
+__all__ = ["Count", "feasible_ranges", "secondary_suppression"]
+
+# The published tolerance of a rate: results.json keeps full-precision floats, so a rate pins
+# its numerator to within float error of r * D; 1e-7 relative is far above that error and far
+# below the 1/D spacing between the rates of distinct integer counts.
+_REL_TOL = 1e-7
+_ABS_TOL = 1e-9
+# Multi-label mode publishes FNR and FPR of the derived outcome under these names.
+_RATE_ALIASES = {"underdiagnosis_rate": "fnr", "overdiagnosis_rate": "fpr"}
+# The reader's programme grows with the product of the attributes' values; past this the
+# atoms no longer fit a solve of a few seconds, and the caller must audit groupings apart.
+_MAX_ATOMS = 200_000
+# Tables kept as witnesses of non-uniqueness (see _Audit._pool_values).
+_POOL_SIZE = 256
+
+# Kinds of rows of the programme, by what decides whether the reader has them.
+_STRUCTURE, _RECORD, _N_FIELD, _RATE, _ZERO_GAP = range(5)
+
+_GroupKey = tuple[tuple[str, str], ...] | None
+
+
+@dataclass(frozen=True)
+class Count:
+    """A count that must not be published, nor be derivable from what is.
+
+    Parameters
+    ----------
+    name : str
+        One of ``n``, ``positives``, ``negatives``, ``pred_pos``, ``pred_neg``, ``tp``, ``fn``,
+        ``fp``, ``tn``.
+    group : tuple of (column, value) pairs or None
+        The group, as sorted pairs (a dict is accepted and sorted); None for overall.
+    label : str or None
+        The outcome the cells are counted for; ``n`` is the same for every label.
+    """
+
+    name: str
+    group: tuple[tuple[str, str], ...] | None
+    label: str | None
+
+    def __post_init__(self) -> None:
+        if self.name not in COUNT_CELLS:
+            raise ValueError(f"unknown count {self.name!r}; expected one of {sorted(COUNT_CELLS)}")
+        group = self.group
+        if isinstance(group, dict):
+            group = group.items()
+        object.__setattr__(self, "group", _group_key(dict(group)) if group else None)
+
+
+def feasible_ranges(metrics: Sequence[Metric], targets: Iterable[Count]) -> dict[Count, tuple[float, float]]:
+    """What a reader can solve for from the unsuppressed metrics.
+
+    Parameters
+    ----------
+    metrics : sequence of Metric
+        Every record of the audit, suppressed ones included: their names are public, and
+        their ``suppressed`` flags say what the reader does not see.
+    targets : iterable of Count
+        The counts to bound.
+
+    Returns
+    -------
+    dict
+        For each target, ``(lo, hi)``: the least and the greatest value of the count over all
+        non-negative integer tables consistent with the published numbers (``hi`` may be
+        ``inf``). The reader recovers a count when ``lo == hi``.
+
+    Raises
+    ------
+    ValueError
+        If the published numbers contradict each other (no table fits them).
+    """
+    targets = list(dict.fromkeys(targets))
+    audit = _Audit(metrics, targets)
+    problem = audit.problem(audit.flags())
+    return {t: audit.range(t, problem) for t in targets}
+
+
+def secondary_suppression(metrics: Sequence[Metric], protected: Iterable[Count]) -> list[Metric]:
+    """Return the metrics (same order) with complementary suppression added.
+
+    Closure first (see :meth:`_Audit.close`); then, for each protected count the reader still
+    recovers, smallest group first, units of records (see :meth:`_Audit.units`: single
+    records of the count's own group, then whole label blocks and groups of its grouping,
+    then of overlapping groups, then the rest, each tier by increasing group size) are hidden
+    one after another until the count has two feasible values; units the last one made
+    unnecessary are then given back, the more expensive first, so that the extra suppression
+    is a small set that works rather than the prefix of a list. When one unit alone is enough
+    that is the single unit hidden. Closure again at the end. Hiding only ever adds
+    constraints' removal, so a count once protected stays protected.
+
+    Parameters
+    ----------
+    metrics : sequence of Metric
+        Every record of the audit, with primary suppression already marked.
+    protected : iterable of Count
+        The counts primary suppression hides.
+
+    Returns
+    -------
+    list of Metric
+        The same records, those newly hidden replaced with ``suppressed=True``. After it,
+        :func:`feasible_ranges` gives ``lo < hi`` for every protected count, unless the
+        structure alone (the groups that exist) pins it, which no suppression can change.
+    """
+    metrics = list(metrics)
+    protected = list(dict.fromkeys(protected))
+    audit = _Audit(metrics, protected)
+    hidden = audit.close(audit.flags())
+    for target in sorted(protected, key=audit.group_size):
+        hidden = _protect(audit, target, hidden)
+    hidden = audit.close(hidden)
+    return [replace(m, suppressed=True) if hidden[i] and not m.suppressed else m for i, m in enumerate(metrics)]
+
+
+def _protect(audit: _Audit, target: Count, hidden: np.ndarray) -> np.ndarray:
+    """Hide units until ``target`` has two feasible values; return the new suppression."""
+    value = audit.recovered(target, hidden)
+    if value is None:
+        return hidden
+    taken: list[np.ndarray] = []
+    state = hidden
+    for unit in audit.units(target, hidden):
+        grown = audit.close(state | unit)
+        if (grown == state).all():
+            continue
+        taken.append(unit)
+        state = grown
+        if not audit.unique(target, value, state):
+            break
+    else:
+        # Everything that could be hidden is: only the structure pins the count.
+        return state
+    # Deletion filter: the last unit is needed (the prefix before it failed), the others may
+    # have been made redundant by it. Try to give back the most expensive first.
+    for k in range(len(taken) - 2, -1, -1):
+        trial = taken[:k] + taken[k + 1:]
+        if not audit.unique(target, value, audit.close(hidden | np.logical_or.reduce(trial))):
+            taken = trial
+    return audit.close(hidden | np.logical_or.reduce(taken))
+
+
+def _group_key(group: dict[str, str] | None) -> _GroupKey:
+    """The hashable, order-free form of a group; the overall group (None or {}) is None."""
+    if not group:
+        return None
+    return tuple(sorted((str(k), str(v)) for k, v in group.items()))
+
+
+def _gap_parts(metric_id: str) -> tuple[str, str] | None:
+    """``(base id, reference)`` of a gap id, None for anything else."""
+    if metric_id == "min_detectable_gap":  # a power figure, not a difference of rates
+        return None
+    if metric_id.endswith("_gap_overall"):
+        return metric_id[: -len("_gap_overall")], "overall"
+    if metric_id.endswith("_gap"):
+        return metric_id[: -len("_gap")], "best"
+    return None
+
+
+def _rate(metric_id: str) -> str | None:
+    """The rate a metric id publishes (``fnr`` for ``underdiagnosis_rate``), None if not a rate."""
+    rate = _RATE_ALIASES.get(metric_id, metric_id)
+    return rate if rate in NUMERATOR else None
+
+
+def _cells(count: str) -> np.ndarray:
+    """Indicator over (tp, fn, fp, tn) of the cells a count adds up."""
+    out = np.zeros(4)
+    out[list(COUNT_CELLS[count])] = 1.0
+    return out
+
+
+class _Audit:
+    """The reader's integer programme for one list of metrics, built once.
+
+    Every row the reader could ever have is built up front with what decides whether they
+    have it (a record being shown, a rate being known through a chain of gaps); a
+    suppression state then selects rows, so trying a suppression costs no rebuilding.
+    """
+
+    def __init__(self, metrics: Sequence[Metric], targets: Sequence[Count]) -> None:
+        self.metrics = list(metrics)
+        self._pool: list[tuple[np.ndarray, np.ndarray]] = []
+        self._index(targets)
+        self._build_atoms()
+        self._build_rows()
+        self._build_closure()
+
+    # -- structure -------------------------------------------------------------------------
+
+    def _index(self, targets: Sequence[Count]) -> None:
+        """Number groups, outcomes and records."""
+        self.group_ids: dict[_GroupKey, int] = {None: 0}
+        self.outcome_ids: dict[str | None, int] = {}
+        keys = [_group_key(m.group) for m in self.metrics]
+        refs = [_group_key(m.reference_group) for m in self.metrics]
+        for key in [*keys, *refs, *(t.group for t in targets)]:
+            self.group_ids.setdefault(key, len(self.group_ids))
+        for label in [*(m.label for m in self.metrics), *(t.label for t in targets)]:
+            self.outcome_ids.setdefault(label, len(self.outcome_ids))
+        if not self.outcome_ids:
+            self.outcome_ids[None] = 0
+        self.groups = list(self.group_ids)
+        self.ids = np.array([m.id for m in self.metrics], dtype=object)
+        self.rec_group = np.array([self.group_ids[k] for k in keys], dtype=np.int64)
+        self.rec_outcome = np.array([self.outcome_ids[m.label] for m in self.metrics], dtype=np.int64)
+        self.is_n = self.ids == "n"
+        self.is_threshold = self.ids == "threshold"
+        # The rows of each group, as n records or n fields show them (the same for every label).
+        self.sizes = np.full(len(self.groups), math.inf)
+        for m, g in zip(self.metrics, self.rec_group, strict=True):
+            size = m.value if m.id == "n" and m.value is not None else m.n
+            if size is not None and math.isinf(self.sizes[g]):
+                self.sizes[g] = float(size)
+
+    def _build_atoms(self) -> None:
+        """Atoms: value combinations of every attribute, empty outside the listed cells."""
+        attrs = sorted({c for key in self.groups if key for c, _ in key})
+        values = {a: sorted({v for key in self.groups if key for c, v in key if c == a}) for a in attrs}
+        shape = [len(values[a]) for a in attrs]
+        if math.prod(shape) > _MAX_ATOMS:
+            raise ValueError(f"{math.prod(shape)} attribute combinations: too many to audit jointly")
+        column = {a: i for i, a in enumerate(attrs)}
+        code = {a: {v: j for j, v in enumerate(values[a])} for a in attrs}
+        atoms = np.indices(shape).reshape(len(attrs), -1).T if attrs else np.zeros((1, 0), np.int64)
+
+        def members(codes: np.ndarray) -> np.ndarray:
+            out = np.ones((len(self.groups), len(codes)), bool)
+            for g, key in enumerate(self.groups):
+                for c, v in key or ():
+                    out[g] &= codes[:, column[c]] == code[c][v]
+            return out
+
+        listed: dict[tuple[str, ...], list[tuple[int, ...]]] = {}
+        for key in self.groups:
+            if key and len(key) > 1:
+                listed.setdefault(tuple(c for c, _ in key), []).append(tuple(code[c][v] for c, v in key))
+        for cols, cells in listed.items():
+            idx = [column[c] for c in cols]
+            dims = [shape[i] for i in idx]
+            inside = np.isin(np.ravel_multi_index(atoms[:, idx].T, dims),
+                             np.ravel_multi_index(np.array(cells).T, dims))
+            # A listing that would leave a named group empty is not a complete listing (metrics
+            # filtered by the caller): then it is no evidence that other cells are empty.
+            if members(atoms[inside]).any(axis=1).all():
+                atoms = atoms[inside]
+        # Atoms in exactly the same groups are one to the reader: merge them.
+        signatures = np.unique(members(atoms).T, axis=0)
+        self.n_atoms = len(signatures)
+        self.member = [np.flatnonzero(signatures[:, g]) for g in range(len(self.groups))]
+        self.n_vars = len(self.outcome_ids) * self.n_atoms * 4
+
+    def form(self, group: int, outcome: int, coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Columns and coefficients of ``sum over the group's atoms of coef . (tp, fn, fp, tn)``."""
+        cells = np.flatnonzero(coef)
+        base = (outcome * self.n_atoms + self.member[group]) * 4
+        return (base[:, None] + cells[None, :]).ravel(), np.tile(coef[cells], len(base))
+
+    def target(self, count: Count) -> np.ndarray:
+        """Dense objective vector of a count."""
+        c = np.zeros(self.n_vars)
+        idx, coef = self.form(self.group_ids[count.group], self.outcome_ids[count.label], _cells(count.name))
+        c[idx] = coef
+        return c
+
+    # -- rows ------------------------------------------------------------------------------
+
+    def _build_rows(self) -> None:
+        rows = _Rows()
+        self._structure_rows(rows)
+        self._record_rows(rows)
+        self._rate_rows(rows)
+        self.matrix = rows.matrix(self.n_vars)
+        self.lb, self.ub = np.array(rows.lb), np.array(rows.ub)
+        self.src_row = np.array(rows.src_row, dtype=np.int64)
+        kind = np.array(rows.src_kind)
+        self.src_a, self.src_b = np.array(rows.src_a, dtype=np.int64), np.array(rows.src_b, dtype=np.int64)
+        self.src_kinds = {k: np.flatnonzero(kind == k) for k in range(5)}
+
+    def _structure_rows(self, rows: _Rows) -> None:
+        """What the reader knows without any number: shared rows, existing groups."""
+        for o in range(1, len(self.outcome_ids)):
+            for a in range(self.n_atoms):
+                cols = np.r_[(o * self.n_atoms + a) * 4 + np.arange(4), a * 4 + np.arange(4)]
+                rows.add(cols, np.r_[np.ones(4), -np.ones(4)], 0.0, 0.0, _STRUCTURE)
+        for g in range(len(self.groups)):
+            rows.add(*self.form(g, 0, _cells("n")), 1.0, math.inf, _STRUCTURE)
+
+    def _record_rows(self, rows: _Rows) -> None:
+        """Counts, denominators and numerators of each record; the n fields of each group.
+
+        n is written on the first outcome's cells whatever the record's label, so that the
+        same n published by several records is one row.
+        """
+        positives = {}
+        for i, m in enumerate(self.metrics):
+            if m.id == "positives" and m.value is not None:
+                positives[(int(self.rec_group[i]), int(self.rec_outcome[i]))] = m.value
+        n_field: dict[int, float] = {}
+        self.n_field_source = np.zeros(len(self.metrics), bool)
+        for i, m in enumerate(self.metrics):
+            g, o = int(self.rec_group[i]), int(self.rec_outcome[i])
+            if m.n is not None:
+                n_field.setdefault(g, float(m.n))
+                self.n_field_source[i] = True
+            for count, value in self._counts_shown(m, positives.get((g, o))):
+                v = float(round(value))
+                rows.add(*self.form(g, 0 if count == "n" else o, _cells(count)), v, v, _RECORD, i)
+        for g, v in n_field.items():
+            rows.add(*self.form(g, 0, _cells("n")), v, v, _N_FIELD, g)
+
+    @staticmethod
+    def _counts_shown(m: Metric, positives: float | None) -> list[tuple[str, float]]:
+        """The counts a shown record gives exactly: ``(count name, value)`` pairs."""
+        rate = _rate(m.id)
+        if m.id in COUNT_CELLS and m.value is not None:
+            return [(m.id, m.value)]
+        if m.id == "min_detectable_gap":
+            # Only under-powered groups get one, undefined exactly when positives is 0.
+            value = positives if positives is not None else (0.0 if m.value is None else None)
+            return [] if value is None else [("positives", value)]
+        if rate is None:
+            return []
+        if m.value is None:  # undefined: the denominator is 0
+            return [(DENOMINATOR[rate], 0.0)]
+        if m.denominator is None:
+            return []
+        # A rate with its denominator pins the numerator exactly: an integer equality is
+        # both the reader's whole knowledge and far easier on the solver than a tolerance.
+        return [(DENOMINATOR[rate], m.denominator), (NUMERATOR[rate], m.value * m.denominator)]
+
+    def _rate_rows(self, rows: _Rows) -> None:
+        """Rates, known from a shown rate record or through a chain of shown gaps.
+
+        A node is (group, outcome, rate); its tolerance rows are needed only when no shown
+        record of it gives its numerator and denominator exactly. Gaps of nonzero value (and every gap to overall)
+        are equalities between nodes; a gap of 0 to the best group only says the group is no
+        worse, an inequality row that needs its other side known.
+        """
+        self.nodes: dict[tuple[int, int, str], int] = {}
+
+        def node(g: int, o: int, rate: str) -> int:
+            return self.nodes.setdefault((g, o, rate), len(self.nodes))
+
+        self.rate_seed, seed_nodes, seed_values, exact = [], [], [], []
+        edges, zero_gaps = [], []
+        for i, m in enumerate(self.metrics):
+            g, o = int(self.rec_group[i]), int(self.rec_outcome[i])
+            rate = _rate(m.id)
+            if rate is not None and m.value is not None:
+                self.rate_seed.append(i)
+                seed_nodes.append(node(g, o, rate))
+                seed_values.append(m.value)
+                exact.append(m.denominator is not None)
+            parts = _gap_parts(m.id)
+            if parts is None or m.value is None or _rate(parts[0]) is None:
+                continue
+            base, reference = parts
+            ref = 0 if reference == "overall" else self.group_ids.get(_group_key(m.reference_group))
+            if ref is None or (reference == "best" and m.reference_group is None) or ref == g:
+                continue
+            rate = _rate(base)
+            sign = -DIRECTION[rate]  # gap = sign * (group - reference)
+            a, b = node(g, o, rate), node(ref, o, rate)
+            if reference == "best" and m.value <= 0:  # max(0, ...): only "no worse than best"
+                zero_gaps.append((i, a, b, sign))
+            else:
+                edges.append((i, a, b, sign * m.value))  # rate(a) = rate(b) + delta
+        self.rate_seed = np.array(self.rate_seed, dtype=np.int64)
+        self.seed_nodes = np.array(seed_nodes, dtype=np.int64)
+        # Seeds whose own record, shown, already gives the rate exactly (see _counts_shown).
+        self.seed_exact = np.array(exact, dtype=bool)
+        self.edges = np.array([e[:3] for e in edges], dtype=np.int64).reshape(-1, 3)
+        values = self._node_values(seed_nodes, seed_values, edges)
+        by_node = {v: k for k, v in self.nodes.items()}
+        for k, r in values.items():
+            g, o, rate = by_node[k]
+            num, den = _cells(NUMERATOR[rate]), _cells(DENOMINATOR[rate])
+            rows.add(*self.form(g, o, num - (r + _REL_TOL) * den), -math.inf, _ABS_TOL, _RATE, k)
+            rows.add(*self.form(g, o, num - (r - _REL_TOL) * den), -_ABS_TOL, math.inf, _RATE, k)
+            rows.add(*self.form(g, o, den), 1.0, math.inf, _RATE, k)
+        for i, a, b, sign in zero_gaps:
+            (ga, oa, rate), (gb, _, _) = by_node[a], by_node[b]
+            num, den = _cells(NUMERATOR[rate]), _cells(DENOMINATOR[rate])
+            if b in values:  # sign * (rate_a - r_b) <= 0, times D_a
+                coef = sign * num - (sign * values[b] + _REL_TOL) * den
+                rows.add(*self.form(ga, oa, coef), -math.inf, _ABS_TOL, _ZERO_GAP, i, b)
+            if a in values:  # sign * (r_a - rate_b) <= 0, times D_b
+                coef = (sign * values[a] - _REL_TOL) * den - sign * num
+                rows.add(*self.form(gb, oa, coef), -math.inf, _ABS_TOL, _ZERO_GAP, i, a)
+
+    def _node_values(self, seeds, seed_values, edges) -> dict[int, float]:
+        """True rate of every node that some rate record reaches through gaps (hidden or not)."""
+        values = dict(zip(seeds, seed_values, strict=True))
+        links: dict[int, list[tuple[int, float]]] = {}
+        for _, a, b, delta in edges:
+            links.setdefault(a, []).append((b, -delta))
+            links.setdefault(b, []).append((a, delta))
+        frontier = list(values)
+        while frontier:
+            k = frontier.pop()
+            for other, delta in links.get(k, ()):
+                if other not in values:  # rate(other) = rate(k) + delta
+                    values[other] = values[k] + delta
+                    frontier.append(other)
+        return values
+
+    # -- what the reader has under a suppression ----------------------------------------------
+
+    def flags(self) -> np.ndarray:
+        """The suppression the metrics carry."""
+        return np.array([m.suppressed for m in self.metrics], dtype=bool)
+
+    def known_rates(self, hidden: np.ndarray) -> np.ndarray:
+        """Nodes whose rate the reader knows: linked by shown gaps to a shown rate."""
+        known = np.zeros(len(self.nodes), bool)
+        if not len(self.nodes):
+            return known
+        shown = ~hidden[self.edges[:, 0]]
+        e = self.edges[shown]
+        graph = sparse.coo_matrix((np.ones(len(e)), (e[:, 1], e[:, 2])), shape=(len(self.nodes),) * 2)
+        _, component = connected_components(graph, directed=False)
+        seeds = self.seed_nodes[~hidden[self.rate_seed]]
+        return np.isin(component, component[seeds])
+
+    def active(self, hidden: np.ndarray) -> np.ndarray:
+        """Rows the reader has when ``hidden`` records are suppressed.
+
+        A row has one or more sources (the same number shown by several records); it is
+        active when any of them is.
+        """
+        shown = ~hidden
+        on = np.zeros(len(self.src_row), bool)
+        kinds = self.src_kinds
+        on[kinds[_STRUCTURE]] = True
+        rec = kinds[_RECORD]
+        on[rec] = shown[self.src_a[rec]]
+        # public_record drops n from every record of a group whose n is hidden for any label.
+        groups = len(self.groups)
+        blocked = np.bincount(self.rec_group[self.is_n & hidden], minlength=groups) > 0
+        sourced = np.bincount(self.rec_group[self.n_field_source & shown], minlength=groups) > 0
+        nf = kinds[_N_FIELD]
+        on[nf] = (sourced & ~blocked)[self.src_a[nf]]
+        known = self.known_rates(hidden)
+        exact = np.zeros(len(self.nodes), bool)
+        exact[self.seed_nodes[self.seed_exact & shown[self.rate_seed]]] = True
+        rr = kinds[_RATE]
+        on[rr] = (known & ~exact)[self.src_a[rr]]
+        zg = kinds[_ZERO_GAP]
+        on[zg] = shown[self.src_a[zg]] & known[self.src_b[zg]]
+        act = np.zeros(len(self.lb), bool)
+        act[self.src_row[on]] = True
+        return act
+
+    def problem(self, hidden: np.ndarray) -> LinearConstraint:
+        act = self.active(hidden)
+        return LinearConstraint(self.matrix[act], self.lb[act], self.ub[act])
+
+    def _solve(self, c: np.ndarray, constraints, hidden: np.ndarray | None = None):
+        """One MILP; its solution joins the pool of tables known to fit ``hidden``."""
+        res = milp(c, integrality=np.ones(self.n_vars), bounds=Bounds(0, np.inf), constraints=constraints)
+        if hidden is not None and res.status == 0:
+            self._pool.append((hidden.copy(), np.round(res.x)))
+            del self._pool[:-_POOL_SIZE]
+        return res
+
+    def _pool_values(self, c: np.ndarray, hidden: np.ndarray) -> set[float]:
+        """Values of ``c`` over pooled tables that fit ``hidden``.
+
+        A table that fits the published numbers under some suppression fits them under any
+        larger one (hiding only removes rows), so tables found on the way are free witnesses:
+        two of them with different values prove a count not unique without a solve.
+        """
+        return {float(c @ x) for found, x in self._pool if not (found & ~hidden).any()}
+
+    def range(self, count: Count, problem: LinearConstraint) -> tuple[float, float]:
+        """Least and greatest feasible value of a count."""
+        c = self.target(count)
+        low = self._solve(c, problem)
+        if low.status == 2:
+            raise ValueError("the published metrics are inconsistent: no table of counts fits them")
+        if low.status != 0:
+            raise RuntimeError(f"minimising {count}: {low.message}")
+        high = self._solve(-c, problem)
+        # The minimum proved the programme feasible: a failed maximum is an unbounded one.
+        hi = float(round(-high.fun)) if high.status == 0 else math.inf
+        return float(round(low.fun)), hi
+
+    def recovered(self, count: Count, hidden: np.ndarray) -> float | None:
+        """The value of ``count`` if the reader recovers it under ``hidden``, else None."""
+        c = self.target(count)
+        if len(self._pool_values(c, hidden)) > 1:
+            return None
+        low = self._solve(c, self.problem(hidden), hidden)
+        if low.status == 2:
+            raise ValueError("the published metrics are inconsistent: no table of counts fits them")
+        if low.status != 0:
+            raise RuntimeError(f"minimising {count}: {low.message}")
+        value = float(round(low.fun))
+        return value if self.unique(count, value, hidden, below=False) else None
+
+    def unique(self, count: Count, value: float, hidden: np.ndarray, *, below: bool = True) -> bool:
+        """Whether ``count`` can only be ``value`` (its true value) under ``hidden``.
+
+        ``below=False`` skips the search under ``value``, for a value known to be the minimum.
+        """
+        c = self.target(count)
+        if self._pool_values(c, hidden) - {value}:
+            return False
+        problem = self.problem(hidden)
+        sides = [(value + 1, math.inf)] + ([(-math.inf, value - 1)] if below and value >= 1 else [])
+        for lb, ub in sides:
+            res = self._solve(np.zeros(self.n_vars), [problem, LinearConstraint(c[None, :], lb, ub)], hidden)
+            if res.status != 2:  # feasible (or unbounded): a second value exists
+                return False
+        return True
+
+    # -- closure and candidates ---------------------------------------------------------------
+
+    def _build_closure(self) -> None:
+        """Which record hides which: a gap with its rates, min_detectable_gap with positives."""
+        lookup: dict[tuple[int, int, str], list[int]] = {}
+        for i, m in enumerate(self.metrics):
+            lookup.setdefault((int(self.rec_group[i]), int(self.rec_outcome[i]), m.id), []).append(i)
+        child, parent = [], []
+        for i, m in enumerate(self.metrics):
+            g, o = int(self.rec_group[i]), int(self.rec_outcome[i])
+            sources = []
+            parts = _gap_parts(m.id)
+            if parts is not None:
+                base, reference = parts
+                sources += lookup.get((g, o, base), [])
+                ref = 0 if reference == "overall" else self.group_ids.get(_group_key(m.reference_group))
+                if ref is not None and (reference == "overall" or m.reference_group is not None):
+                    sources += lookup.get((ref, o, base), [])
+            elif m.id == "min_detectable_gap":
+                sources += lookup.get((g, o, "positives"), [])
+            child += [i] * len(sources)
+            parent += sources
+        self.dep_child = np.array(child, dtype=np.int64)
+        self.dep_parent = np.array(parent, dtype=np.int64)
+
+    def close(self, hidden: np.ndarray) -> np.ndarray:
+        """Suppression closed under derivation.
+
+        A group whose ``n`` is hidden for one label is hidden for every label (n is shared, and
+        any other label's counts add up to it); a gap is hidden with its group's or its
+        reference's rate; ``min_detectable_gap`` with positives. The threshold is kept: the
+        serializer drops its ``n`` field, and it holds no other count.
+        """
+        hidden = hidden.copy()
+        while True:
+            before = int(hidden.sum())
+            gone = np.bincount(self.rec_group[self.is_n & hidden], minlength=len(self.groups)) > 0
+            hidden |= gone[self.rec_group] & ~self.is_threshold
+            hidden[self.dep_child[hidden[self.dep_parent]]] = True
+            if int(hidden.sum()) == before:
+                return hidden
+
+    def group_size(self, count: Count) -> float:
+        return self.sizes[self.group_ids[count.group]]
+
+    def units(self, count: Count, hidden: np.ndarray) -> list[np.ndarray]:
+        """Candidate suppressions for ``count``, cheapest and most relevant first.
+
+        First each shown record of the count's own group (for its label; every label for n),
+        by how much its closure hides; then its label block and the whole group. Then the other
+        groups: the same grouping (subtraction from totals), then groups overlapping the count's
+        (margins and intersection cells), then the rest, each by increasing size: for each its
+        label block (hides its cells, keeps its n; useless against n), then the whole group.
+        """
+        g, o = self.group_ids[count.group], self.outcome_ids[count.label]
+        shown = ~hidden
+        group_of = self.rec_group
+        label_ok = np.ones(len(self.metrics), bool) if count.name == "n" else self.rec_outcome == o
+        # The threshold holds no count, and its n field goes with the group's n record.
+        has_n = np.bincount(group_of[self.is_n], minlength=len(self.groups)) > 0
+        usable = shown & ~(self.is_threshold & has_n[group_of])
+        units: list[np.ndarray] = []
+
+        def mask(idx) -> np.ndarray:
+            out = np.zeros(len(self.metrics), bool)
+            out[idx] = True
+            return out
+
+        own = np.flatnonzero(usable & (group_of == g) & label_ok)
+        cost = [int(self.close(hidden | mask(i)).sum()) for i in own]
+        units += [mask(i) for _, i in sorted(zip(cost, own, strict=True))]
+        mine = set(count.group or ())
+        cols = {c for c, _ in mine}
+
+        def tier(h: int) -> int:
+            other = set(self.groups[h] or ())
+            if {c for c, _ in other} == cols:
+                return 1
+            shared = cols & {c for c, _ in other}
+            agree = all((c, v) in mine for c, v in other if c in shared)
+            return 2 if shared and agree else 3
+
+        others = sorted((h for h in range(len(self.groups)) if h != g),
+                        key=lambda h: (tier(h), self.sizes[h], h))
+        for h in [g, *others]:
+            block = usable & (group_of == h)
+            if count.name != "n":
+                units.append(block & (self.rec_outcome == o))
+            units.append(block)
+        return [u for u in units if u.any()]
+
+
+class _Rows:
+    """Distinct rows of a sparse constraint matrix, each with the sources that give it."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple, int] = {}
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.lb: list[float] = []
+        self.ub: list[float] = []
+        self.src_row: list[int] = []
+        self.src_kind: list[int] = []
+        self.src_a: list[int] = []
+        self.src_b: list[int] = []
+
+    def add(self, cols, vals, lb, ub, kind, a=-1, b=-1) -> None:
+        """A row ``lb <= vals . x[cols] <= ub``, given by a source of ``kind`` (a, b)."""
+        cols, vals = np.asarray(cols, dtype=np.int64), np.asarray(vals, dtype=float)
+        order = np.argsort(cols, kind="stable")
+        cols, vals = cols[order], vals[order]
+        key = (cols.tobytes(), vals.tobytes(), float(lb), float(ub))
+        row = self._ids.get(key)
+        if row is None:
+            row = self._ids[key] = len(self.lb)
+            self.cols.append(cols)
+            self.vals.append(vals)
+            self.lb.append(float(lb))
+            self.ub.append(float(ub))
+        self.src_row.append(row)
+        self.src_kind.append(kind)
+        self.src_a.append(a)
+        self.src_b.append(b)
+
+    def matrix(self, n_vars: int) -> sparse.csr_matrix:
+        if not self.cols:
+            return sparse.csr_matrix((0, n_vars))
+        rows = np.repeat(np.arange(len(self.cols)), [len(c) for c in self.cols])
+        return sparse.csr_matrix((np.concatenate(self.vals), (rows, np.concatenate(self.cols))),
+                                 shape=(len(self.cols), n_vars))

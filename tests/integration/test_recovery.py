@@ -1,0 +1,147 @@
+"""The attacker's test: from everything an audit publishes, solve for every suppressed count.
+
+The reports are rendered from the public record alone (``future-audit report results.json``
+reproduces them byte for byte, tested in test_cli), so the attack runs on results.json: every
+published count, rate (times its denominator), gap and n field becomes a linear constraint on
+the unknown integer cell counts of every group and intersection, and integer programming
+finds the least and greatest value of each suppressed count. A count is recovered when the
+two agree. The findings' sentences are checked too: every percentage they state is a
+published value.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from audit.cli import app
+from audit.core.results import AuditResult
+from audit.plugins.disaggregation import DENOMINATOR, NUMERATOR
+from audit.privacy import Count, feasible_ranges
+
+runner = CliRunner()
+RATE_IDS = {**{m: m for m in NUMERATOR}, "underdiagnosis_rate": "fnr", "overdiagnosis_rate": "fpr"}
+
+
+def _targets(public, truth, min_cell=10):
+    """The small cells: every count behind a suppressed record that is below ``min_cell``
+    (in rows, or in patients for a group's size), read off the private full record."""
+    true = {(m.id, tuple(sorted((m.group or {}).items())), m.label, m.reference): m for m in truth}
+    counts = _true_counts(truth)
+    out = set()
+    for m in public:
+        if not m.suppressed:
+            continue
+        where = tuple(sorted((m.group or {}).items())) or None
+        if m.id in ("n", "patients", "positives"):
+            cands = [Count("n", where, m.label), Count("positives", where, m.label)]
+            patients = true.get(("patients", where or (), m.label, None))
+            if patients is not None and patients.value < min_cell:
+                out.add(Count("n", where, m.label))
+        elif m.id in RATE_IDS:
+            base = RATE_IDS[m.id]
+            cands = [Count(NUMERATOR[base], where, m.label), Count(DENOMINATOR[base], where, m.label)]
+        else:
+            continue
+        out.update(c for c in cands if c in counts and counts[c] < min_cell)
+    return out
+
+
+def _attack(out: Path, private: Path):
+    public = AuditResult.from_json((out / "results.json").read_text())
+    truth = AuditResult.from_json((private / "results.json").read_text())
+    assert not public.full_record and truth.full_record
+    metrics = public.plugin("fairness").metrics
+    assert all(m.value is None and m.ci is None and m.n is None for m in metrics if m.suppressed)
+    targets = _targets(metrics, truth.plugin("fairness").metrics)
+    ranges = feasible_ranges(metrics, targets)
+    recovered = [t for t, (lo, hi) in ranges.items() if lo == hi]
+    # The attack itself is sound: the truth lies in every range.
+    truth_counts = _true_counts(truth.plugin("fairness").metrics)
+    for t, (lo, hi) in ranges.items():
+        if t in truth_counts:
+            assert lo - 1e-6 <= truth_counts[t] <= hi + 1e-6, (t, lo, hi, truth_counts[t])
+    return public, targets, recovered
+
+
+def _true_counts(metrics):
+    counts = {}
+    for m in metrics:
+        where = tuple(sorted((m.group or {}).items())) or None
+        if m.id == "n" and m.value is not None:
+            counts[Count("n", where, m.label)] = m.value
+        if m.id == "positives" and m.value is not None:
+            counts[Count("positives", where, m.label)] = m.value
+        if m.id in RATE_IDS and m.value is not None and m.denominator:
+            base = RATE_IDS[m.id]
+            counts[Count(NUMERATOR[base], where, m.label)] = round(m.value * m.denominator)
+            counts[Count(DENOMINATOR[base], where, m.label)] = m.denominator
+    return counts
+
+
+def _run(args, out):
+    result = runner.invoke(app, [str(a) for a in [*args, "--out", out, "--format", "json,md,junit,html,model_card"]])
+    assert result.exit_code in (0, 1), result.output
+    return out
+
+
+def _percentages_published(public):
+    values = set()
+    for m in public.plugin("fairness").metrics:
+        for v in (m.value, *(m.ci or ())):
+            if v is not None:
+                values.add(f"{100 * v:.1f}")
+    for f in public.plugin("fairness").findings:
+        for num in re.findall(r"(-?\d+\.\d)%", f.message):
+            assert num in values, (num, f.message)
+
+
+@pytest.fixture
+def clinics(tmp_path):
+    """Four clinics of 511, 512, 40 and 7 rows (the issue's example), crossed with sex."""
+    rng = np.random.default_rng(3)
+    sizes = {"north": 511, "south": 512, "east": 40, "tiny": 7}
+    frames = []
+    for clinic, n in sizes.items():
+        y = rng.binomial(1, 0.3, n)
+        frames.append(pd.DataFrame({"clinic": clinic, "sex": rng.choice(["F", "M"], n), "y": y,
+                                    "p": np.clip(0.3 + 0.4 * y + rng.normal(0, 0.25, n), 0, 1).round(4)}))
+    frame = pd.concat(frames, ignore_index=True)
+    path = tmp_path / "clinics.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_no_suppressed_cell_of_the_clinics_can_be_recovered(tmp_path, clinics):
+    args = ["run", "--data", clinics, "--label", "y", "--score", "p", "--sensitive", "clinic",
+            "--sensitive", "sex", "--intersection", "clinic,sex", "--threshold", "0.5"]
+    out = _run(args, tmp_path / "public")
+    (tmp_path / "private.toml").write_text("[report]\nfull_record = true\n")
+    private = _run([*args, "--config", tmp_path / "private.toml"], tmp_path / "private")
+    public, targets, recovered = _attack(out, private)
+    assert targets, "the 7-row clinic must be suppressed"
+    assert not recovered, recovered
+    _percentages_published(public)
+    text = "".join((out / f).read_text() for f in ("report.html", "summary.md", "junit.xml", "model_card.md"))
+    assert "tiny" in text  # the group is named, its numbers are not
+
+
+@pytest.mark.slow
+def test_no_suppressed_cell_of_the_demo_can_be_recovered(tmp_path, example_dir):
+    cfg = example_dir / "audit.toml"
+    out = _run(["run", "--config", cfg], tmp_path / "public")
+    private_cfg = tmp_path / "private.toml"
+    private_cfg.write_text(cfg.read_text().replace("[report]\n", "[report]\nfull_record = true\n", 1)
+                           .replace('path = "', f'path = "{example_dir}/').replace(
+                               'reference = "', f'reference = "{example_dir}/').replace(
+                               'attestations = "', f'attestations = "{example_dir}/'))
+    private = _run(["run", "--config", private_cfg], tmp_path / "private")
+    public, targets, recovered = _attack(out, private)
+    assert len(targets) > 10
+    assert not recovered, recovered
+    _percentages_published(public)
