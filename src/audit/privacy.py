@@ -154,6 +154,7 @@ def secondary_suppression(metrics: Sequence[Metric], protected: Iterable[Count])
     protected = list(dict.fromkeys(protected))
     audit = _Audit(metrics, protected)
     hidden = audit.close(audit.flags())
+    audit.witnesses(protected, hidden)
     for target in sorted(protected, key=audit.group_size):
         hidden = _protect(audit, target, hidden)
     hidden = audit.close(hidden)
@@ -504,13 +505,36 @@ class _Audit:
         act = self.active(hidden)
         return LinearConstraint(self.matrix[act], self.lb[act], self.ub[act])
 
-    def _solve(self, c: np.ndarray, constraints, hidden: np.ndarray | None = None):
-        """One MILP; its solution joins the pool of tables known to fit ``hidden``."""
-        res = milp(c, integrality=np.ones(self.n_vars), bounds=Bounds(0, np.inf), constraints=constraints)
-        if hidden is not None and res.status == 0:
-            self._pool.append((hidden.copy(), np.round(res.x)))
+    def _solve(self, c: np.ndarray, constraints: list[LinearConstraint], hidden: np.ndarray | None = None,
+               upper: float = math.inf) -> _Solution:
+        """Minimise ``c`` over the integer tables; the table found joins the witness pool.
+
+        The LP relaxation first: with counts and exact numerators published the programme is
+        close to totally unimodular, so the relaxation's vertex is usually integral, and then it
+        is the integer optimum at half the cost. The MILP only when it is not.
+        """
+        bounds = Bounds(0, upper)
+        lp = milp(c, bounds=bounds, constraints=constraints)
+        if lp.status == 2:  # no real solution, so no integer one
+            return _Solution(2, math.nan, None)
+        if lp.status == 3:  # rational data: a feasible integer programme is unbounded too
+            return _Solution(3, -math.inf, None)
+        if lp.status == 0:
+            x = np.round(lp.x)
+            value = float(c @ x)
+            if value <= math.ceil(lp.fun - 1e-7) + 1e-9 and _fits(x, constraints):
+                return self._keep(_Solution(0, value, x), hidden)
+        res = milp(c, integrality=np.ones(self.n_vars), bounds=bounds, constraints=constraints)
+        if res.status == 0:
+            x = np.round(res.x)
+            return self._keep(_Solution(0, float(c @ x), x), hidden)
+        return _Solution(2 if res.status == 2 else 3, math.nan, None)
+
+    def _keep(self, solution: _Solution, hidden: np.ndarray | None) -> _Solution:
+        if hidden is not None:
+            self._pool.append((hidden.copy(), solution.x))
             del self._pool[:-_POOL_SIZE]
-        return res
+        return solution
 
     def _pool_values(self, c: np.ndarray, hidden: np.ndarray) -> set[float]:
         """Values of ``c`` over pooled tables that fit ``hidden``.
@@ -521,30 +545,44 @@ class _Audit:
         """
         return {float(c @ x) for found, x in self._pool if not (found & ~hidden).any()}
 
+    def witnesses(self, counts: Sequence[Count], hidden: np.ndarray, k: int = 6) -> None:
+        """Pool ``k`` tables that push many counts at once to opposite extremes.
+
+        Objectives are random signed sums of the counts (all +1 and all -1 first). Boxed by a
+        bound above every published size so that none is unbounded; a table inside the box is
+        a table all the same.
+        """
+        if not counts:
+            return
+        forms = np.array([self.target(t) for t in counts])
+        finite = self.sizes[np.isfinite(self.sizes)]
+        upper = 2 * float(finite.max(initial=0)) + 10
+        rng = np.random.default_rng(0)  # deterministic: the same metrics, the same suppression
+        signs = [np.ones(len(counts)), -np.ones(len(counts))]
+        signs += [rng.choice([-1.0, 1.0], len(counts)) for _ in range(k - 2)]
+        problem = [self.problem(hidden)]
+        for w in signs[:k]:
+            self._solve(w @ forms, problem, hidden, upper)
+
     def range(self, count: Count, problem: LinearConstraint) -> tuple[float, float]:
         """Least and greatest feasible value of a count."""
         c = self.target(count)
-        low = self._solve(c, problem)
+        low = self._solve(c, [problem])
         if low.status == 2:
             raise ValueError("the published metrics are inconsistent: no table of counts fits them")
-        if low.status != 0:
-            raise RuntimeError(f"minimising {count}: {low.message}")
-        high = self._solve(-c, problem)
+        high = self._solve(-c, [problem])
         # The minimum proved the programme feasible: a failed maximum is an unbounded one.
-        hi = float(round(-high.fun)) if high.status == 0 else math.inf
-        return float(round(low.fun)), hi
+        return low.value, -high.value if high.status == 0 else math.inf
 
     def recovered(self, count: Count, hidden: np.ndarray) -> float | None:
         """The value of ``count`` if the reader recovers it under ``hidden``, else None."""
         c = self.target(count)
         if len(self._pool_values(c, hidden)) > 1:
             return None
-        low = self._solve(c, self.problem(hidden), hidden)
+        low = self._solve(c, [self.problem(hidden)], hidden)
         if low.status == 2:
             raise ValueError("the published metrics are inconsistent: no table of counts fits them")
-        if low.status != 0:
-            raise RuntimeError(f"minimising {count}: {low.message}")
-        value = float(round(low.fun))
+        value = low.value
         return value if self.unique(count, value, hidden, below=False) else None
 
     def unique(self, count: Count, value: float, hidden: np.ndarray, *, below: bool = True) -> bool:
@@ -559,7 +597,7 @@ class _Audit:
         sides = [(value + 1, math.inf)] + ([(-math.inf, value - 1)] if below and value >= 1 else [])
         for lb, ub in sides:
             res = self._solve(np.zeros(self.n_vars), [problem, LinearConstraint(c[None, :], lb, ub)], hidden)
-            if res.status != 2:  # feasible (or unbounded): a second value exists
+            if res.status == 0:  # feasible (or unbounded): a second value exists
                 return False
         return True
 
@@ -653,6 +691,24 @@ class _Audit:
                 units.append(block & (self.rec_outcome == o))
             units.append(block)
         return [u for u in units if u.any()]
+
+
+@dataclass(frozen=True)
+class _Solution:
+    """A solve: status 0 (optimal), 2 (infeasible) or 3 (unbounded); the value and table."""
+
+    status: int
+    value: float
+    x: np.ndarray | None
+
+
+def _fits(x: np.ndarray, constraints: list[LinearConstraint]) -> bool:
+    """Whether a rounded table satisfies the rows (1e-8 slack: float error of r * D)."""
+    for con in constraints:
+        v = con.A @ x
+        if (v < con.lb - 1e-8).any() or (v > con.ub + 1e-8).any():
+            return False
+    return True
 
 
 class _Rows:

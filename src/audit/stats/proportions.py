@@ -98,7 +98,7 @@ class Proportion:
         The t-quantile ratio (Korn & Graubard's degrees-of-freedom correction) shrinks n*
         further when the variance was estimated from few patients.
         """
-        n_eff = _effective_n(self, np.full(np.shape(self.n), level))
+        n_eff = _effective_n(self, np.full(np.shape(self.n), 1 - level))
         return self.p * n_eff, n_eff
 
 
@@ -134,7 +134,7 @@ def proportion_interval(
     defined = prop.n > 0
     safe = Proportion(np.where(defined, prop.k, 0.0), np.where(defined, prop.n, 1.0),
                       np.where(defined, prop.clusters, 1.0), np.where(defined, prop.deff, 1.0))
-    low, high = _interval_at(safe, np.full(np.shape(prop.n), level), method)
+    low, high = _interval_at(safe, np.full(np.shape(prop.n), 1 - level), method)
     return np.where(defined, low, np.nan)[()], np.where(defined, high, np.nan)[()]
 
 
@@ -148,7 +148,7 @@ def difference_interval(
     (:func:`proportion_interval`); Newcombe's method 10 when ``method="wilson"``.
     """
     shape = np.broadcast_shapes(np.shape(a.n), np.shape(b.n), np.shape(level))
-    low, high = _difference_at(a, b, np.broadcast_to(_as_float(level), shape), method)
+    low, high = _difference_at(a, b, 1 - np.broadcast_to(_as_float(level), shape), method)
     return np.asarray(low)[()], np.asarray(high)[()]
 
 
@@ -200,8 +200,8 @@ def _excludes_zero(a: Proportion, b: Proportion, d: np.ndarray, alpha: np.ndarra
     pos = d > 0
     first = Proportion(*(np.where(pos, x, y) for x, y in zip(_fields(a), _fields(b), strict=True)))
     second = Proportion(*(np.where(pos, y, x) for x, y in zip(_fields(a), _fields(b), strict=True)))
-    lo, _ = _interval_at(first, 1 - alpha, method)
-    _, hi = _interval_at(second, 1 - alpha, method)
+    lo, _ = _interval_at(first, alpha, method)
+    _, hi = _interval_at(second, alpha, method)
     p1, p2 = first.p, second.p
     return np.abs(d) - np.sqrt((p1 - lo) ** 2 + (hi - p2) ** 2) > 0
 
@@ -210,45 +210,50 @@ def _fields(prop: Proportion) -> tuple[np.ndarray, ...]:
     return prop.k, prop.n, prop.clusters, prop.deff
 
 
-def _difference_at(a: Proportion, b: Proportion, level: np.ndarray, method: str):
+def _difference_at(a: Proportion, b: Proportion, alpha: np.ndarray, method: str):
     pa, pb = a.p, b.p
-    la, ua = _interval_at(a, level, method)
-    lb, ub = _interval_at(b, level, method)
+    la, ua = _interval_at(a, alpha, method)
+    lb, ub = _interval_at(b, alpha, method)
     d = pa - pb
     return (d - np.sqrt((pa - la) ** 2 + (ub - pb) ** 2),
             d + np.sqrt((ua - pa) ** 2 + (pb - lb) ** 2))
 
 
-def _effective_n(prop: Proportion, level: np.ndarray) -> np.ndarray:
+def _effective_n(prop: Proportion, alpha: np.ndarray) -> np.ndarray:
     n_eff = prop.n / prop.deff
     clustered = prop.clusters < prop.n
     if np.any(clustered):
-        q = (1 + level) / 2
         with np.errstate(invalid="ignore", divide="ignore"):
+            # The lower-tail t quantiles at alpha / 2 (their ratio is that of the upper ones)
+            # stay accurate for tiny alpha, where 1 - alpha / 2 would round to 1.
             # special.stdtrit is the t quantile as a ufunc (stats.t.ppf costs ~100x more).
-            factor = (special.stdtrit(np.maximum(prop.n - 1, 1), q)
-                      / special.stdtrit(np.maximum(prop.clusters - 1, 1), q)) ** 2
-        n_eff = np.where(clustered, n_eff * factor, n_eff)
+            factor = (special.stdtrit(np.maximum(prop.n - 1, 1), alpha / 2)
+                      / special.stdtrit(np.maximum(prop.clusters - 1, 1), alpha / 2)) ** 2
+            # Far in the tails the few-patient t quantile overflows: no information left (n* 0).
+            factor = np.nan_to_num(factor, nan=0.0, posinf=0.0)
+            n_eff = np.where(clustered, n_eff * factor, n_eff)
     return n_eff
 
 
-def _interval_at(prop: Proportion, level: np.ndarray, method: str):
-    """proportion_interval with an elementwise level (used by the p-value bisection)."""
-    alpha = 1 - level
-    q = 1 - alpha / 2
-    n_eff = _effective_n(prop, level)
-    n = n_eff
-    k = prop.p * n
-    if method == "clopper-pearson":
-        with np.errstate(invalid="ignore"):
+def _interval_at(prop: Proportion, alpha: np.ndarray, method: str):
+    """proportion_interval at an elementwise ``alpha = 1 - level`` (used by the p-value
+    bisection; computed from alpha, not the level, so that alpha can be far below 1e-16)."""
+    n = _effective_n(prop, alpha)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        k = prop.p * n
+        if method == "clopper-pearson":
             low = np.where(k > 0, special.betaincinv(k, n - k + 1, alpha / 2), 0.0)
-            high = np.where(k < n, special.betaincinv(k + 1, n - k, 1 - alpha / 2), 1.0)
-        return low, high
-    z = stats.norm.ppf(q)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return np.where(k > 0, centre - half, 0.0), np.where(k < n, centre + half, 1.0)
+            # For tiny alpha the upper bound by symmetry, 1 - B^-1(n - k, k + 1; alpha / 2), as
+            # 1 - alpha / 2 rounds to 1; otherwise directly (1 - x loses digits of small bounds).
+            direct = special.betaincinv(k + 1, n - k, 1 - alpha / 2)
+            mirrored = 1 - special.betaincinv(n - k, k + 1, alpha / 2)
+            high = np.where(k < n, np.where(alpha > 1e-8, direct, mirrored), 1.0)
+            return low, high
+        z = -special.ndtri(alpha / 2)
+        p = k / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        return np.where(k > 0, centre - half, 0.0), np.where(k < n, centre + half, 1.0)
 
 
 def cluster_proportions(
