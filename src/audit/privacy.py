@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse.csgraph import connected_components
 
 from audit.core.results import Metric
@@ -154,7 +154,7 @@ def secondary_suppression(metrics: Sequence[Metric], protected: Iterable[Count])
     protected = list(dict.fromkeys(protected))
     audit = _Audit(metrics, protected)
     hidden = audit.close(audit.flags())
-    audit.witnesses(protected, hidden)
+    audit.witnesses(protected, hidden, k=12)
     for target in sorted(protected, key=audit.group_size):
         hidden = _protect(audit, target, hidden)
     hidden = audit.close(hidden)
@@ -162,25 +162,31 @@ def secondary_suppression(metrics: Sequence[Metric], protected: Iterable[Count])
 
 
 def _protect(audit: _Audit, target: Count, hidden: np.ndarray) -> np.ndarray:
-    """Hide units until ``target`` has two feasible values; return the new suppression."""
+    """Hide units until ``target`` has two feasible values; return the new suppression.
+
+    Each step hides the cheapest unit that breaks the reader's current proof (see
+    :meth:`_Audit.proof_units`), or, when the LP shows none, the next unit of the fixed order
+    (:meth:`_Audit.units`). Then a deletion filter gives back the units the later ones made
+    unnecessary.
+    """
     value = audit.recovered(target, hidden)
     if value is None:
         return hidden
     taken: list[np.ndarray] = []
     state = hidden
-    for unit in audit.units(target, hidden):
-        grown = audit.close(state | unit)
-        if (grown == state).all():
-            continue
-        taken.append(unit)
-        state = grown
+    fallback = iter(audit.units(target, hidden))
+    while True:
+        step = next(iter(audit.proof_units(target, value, state)), None)
+        while step is None or (audit.close(state | step) == state).all():
+            step = next(fallback, None)
+            if step is None:  # everything that could be hidden is: only structure pins it
+                return state
+        taken.append(step)
+        state = audit.close(state | step)
         if not audit.unique(target, value, state):
             break
-    else:
-        # Everything that could be hidden is: only the structure pins the count.
-        return state
-    # Deletion filter: the last unit is needed (the prefix before it failed), the others may
-    # have been made redundant by it. Try to give back the most expensive first.
+    # The last unit is needed (the state before it failed); the others may have been made
+    # redundant by it. Try to give back the most expensive (latest) first.
     for k in range(len(taken) - 2, -1, -1):
         trial = taken[:k] + taken[k + 1:]
         if not audit.unique(target, value, audit.close(hidden | np.logical_or.reduce(trial))):
@@ -325,6 +331,10 @@ class _Audit:
         kind = np.array(rows.src_kind)
         self.src_a, self.src_b = np.array(rows.src_a, dtype=np.int64), np.array(rows.src_b, dtype=np.int64)
         self.src_kinds = {k: np.flatnonzero(kind == k) for k in range(5)}
+        self.src_kind = kind
+        # Sources of each row, contiguous: row r has src_order[src_start[r]:src_start[r + 1]].
+        self.src_order = np.argsort(self.src_row, kind="stable")
+        self.src_start = np.searchsorted(self.src_row[self.src_order], np.arange(len(self.lb) + 1))
 
     def _structure_rows(self, rows: _Rows) -> None:
         """What the reader knows without any number: shared rows, existing groups."""
@@ -420,6 +430,14 @@ class _Audit:
         # Seeds whose own record, shown, already gives the rate exactly (see _counts_shown).
         self.seed_exact = np.array(exact, dtype=bool)
         self.edges = np.array([e[:3] for e in edges], dtype=np.int64).reshape(-1, 3)
+        # What makes each node known, to be hidden to make it unknown: its own rate records and
+        # the gaps that link it to others.
+        self.node_records: dict[int, list[int]] = {}
+        for i, k in zip(self.rate_seed, seed_nodes, strict=True):
+            self.node_records.setdefault(k, []).append(int(i))
+        for i, a, b, _ in edges:
+            self.node_records.setdefault(a, []).append(i)
+            self.node_records.setdefault(b, []).append(i)
         values = self._node_values(seed_nodes, seed_values, edges)
         by_node = {v: k for k, v in self.nodes.items()}
         for k, r in values.items():
@@ -478,6 +496,12 @@ class _Audit:
         A row has one or more sources (the same number shown by several records); it is
         active when any of them is.
         """
+        act = np.zeros(len(self.lb), bool)
+        act[self.src_row[self.sources_on(hidden)]] = True
+        return act
+
+    def sources_on(self, hidden: np.ndarray) -> np.ndarray:
+        """Which sources of rows the reader has (see :meth:`active`)."""
         shown = ~hidden
         on = np.zeros(len(self.src_row), bool)
         kinds = self.src_kinds
@@ -497,9 +521,7 @@ class _Audit:
         on[rr] = (known & ~exact)[self.src_a[rr]]
         zg = kinds[_ZERO_GAP]
         on[zg] = shown[self.src_a[zg]] & known[self.src_b[zg]]
-        act = np.zeros(len(self.lb), bool)
-        act[self.src_row[on]] = True
-        return act
+        return on
 
     def problem(self, hidden: np.ndarray) -> LinearConstraint:
         act = self.active(hidden)
@@ -574,32 +596,69 @@ class _Audit:
         # The minimum proved the programme feasible: a failed maximum is an unbounded one.
         return low.value, -high.value if high.status == 0 else math.inf
 
+    def programme(self, hidden: np.ndarray) -> _Programme:
+        on = self.sources_on(hidden)
+        act = np.zeros(len(self.lb), bool)
+        act[self.src_row[on]] = True
+        rows = np.flatnonzero(act)
+        return _Programme(self.matrix[rows], self.lb[rows], self.ub[rows], rows, on)
+
     def recovered(self, count: Count, hidden: np.ndarray) -> float | None:
         """The value of ``count`` if the reader recovers it under ``hidden``, else None."""
         c = self.target(count)
-        if len(self._pool_values(c, hidden)) > 1:
+        seen = self._pool_values(c, hidden)
+        if len(seen) > 1:
             return None
-        low = self._solve(c, [self.problem(hidden)], hidden)
-        if low.status == 2:
-            raise ValueError("the published metrics are inconsistent: no table of counts fits them")
-        value = low.value
-        return value if self.unique(count, value, hidden, below=False) else None
+        # The witnesses already give the only candidate; without them, the minimum is one.
+        value = seen.pop() if seen else self._minimum(c, self.programme(hidden), hidden)
+        return value if self.unique(count, value, hidden) else None
 
-    def unique(self, count: Count, value: float, hidden: np.ndarray, *, below: bool = True) -> bool:
-        """Whether ``count`` can only be ``value`` (its true value) under ``hidden``.
-
-        ``below=False`` skips the search under ``value``, for a value known to be the minimum.
-        """
+    def unique(self, count: Count, value: float, hidden: np.ndarray) -> bool:
+        """Whether ``count``, which is ``value`` in the true table, can only be ``value``."""
         c = self.target(count)
         if self._pool_values(c, hidden) - {value}:
             return False
-        problem = self.problem(hidden)
-        sides = [(value + 1, math.inf)] + ([(-math.inf, value - 1)] if below and value >= 1 else [])
-        for lb, ub in sides:
-            res = self._solve(np.zeros(self.n_vars), [problem, LinearConstraint(c[None, :], lb, ub)], hidden)
-            if res.status == 0:  # feasible (or unbounded): a second value exists
-                return False
-        return True
+        prog = self.programme(hidden)
+        # Counts are non-negative: 0 cannot go lower.
+        return not any(self._moves(c, prog, value, d, hidden) for d in ((1.0, -1.0) if value >= 1 else (1.0,)))
+
+    def _minimum(self, c: np.ndarray, prog: _Programme, hidden: np.ndarray) -> float:
+        """Integer minimum of ``c`` (non-negative coefficients, so bounded)."""
+        sol = self._solve(c, [prog.constraint], hidden)
+        if sol.status != 0:
+            raise ValueError("the published metrics are inconsistent: no table of counts fits them")
+        return sol.value
+
+    def _moves(self, c: np.ndarray, prog: _Programme, value: float, direction: float, hidden: np.ndarray) -> bool:
+        """Whether the count can leave ``value`` by a step in ``direction`` (+1 up, -1 down).
+
+        A feasibility problem, much cheaper than an optimisation: the LP relaxation first (no
+        real table: no integer one either; an integral one: a witness), the MILP only when
+        the relaxation's table is fractional.
+        """
+        step = LinearConstraint(direction * c[None, :], direction * value + 1, np.inf)
+        return self._solve(np.zeros(self.n_vars), [prog.constraint, step], hidden).status == 0
+
+    def proof_units(self, count: Count, value: float, hidden: np.ndarray) -> list[np.ndarray]:
+        """Units that break the reader's proof that ``count`` is ``value``, cheapest first.
+
+        The proof is the LP dual of "maximise the count" (then "minimise") when the relaxation
+        already stops at ``value``: the rows with a nonzero multiplier. A number shown by
+        several records is a row with several sources, and the row goes only with all of them,
+        so a unit is every shown source of one row of the proof. Empty when the relaxation
+        gives no proof (integral reasoning the dual cannot show) or only structure does.
+        """
+        prog = self.programme(hidden)
+        c = self.target(count)
+        for direction in (1.0, -1.0):
+            res = prog.lp(-direction * c)
+            if res.status != 0 or -res.fun >= direction * value + 1 - 1e-7:
+                continue
+            units = [self._row_unit(r, prog.on) for r in prog.support(res)]
+            ranked = self._ranked(count, [u for u in units if u is not None], hidden)
+            if ranked:
+                return ranked
+        return []
 
     # -- closure and candidates ---------------------------------------------------------------
 
@@ -646,8 +705,58 @@ class _Audit:
     def group_size(self, count: Count) -> float:
         return self.sizes[self.group_ids[count.group]]
 
+    def tier(self, count: Count, h: int) -> int:
+        """How directly group ``h`` bears on ``count``'s group: 0 itself, 1 the same grouping
+        (subtraction from totals), 2 overlapping (its margins and intersection cells), 3 other."""
+        g = self.group_ids[count.group]
+        if h == g:
+            return 0
+        mine, other = set(count.group or ()), set(self.groups[h] or ())
+        cols, other_cols = {c for c, _ in mine}, {c for c, _ in other}
+        if other_cols == cols:
+            return 1
+        shared = cols & other_cols
+        return 2 if shared and all((c, v) in mine for c, v in other if c in shared) else 3
+
+    def _mask(self, idx) -> np.ndarray:
+        out = np.zeros(len(self.metrics), bool)
+        out[np.asarray(idx, dtype=np.int64)] = True
+        return out
+
+    def _ranked(self, count: Count, units: Iterable[np.ndarray], hidden: np.ndarray) -> list[np.ndarray]:
+        """Units by the group they hide (tier, then size), then by what their closure hides."""
+        keyed = {}
+        for u in units:
+            grown = self.close(hidden | u)
+            new = grown & ~hidden
+            if not new.any():
+                continue
+            groups = np.unique(self.rec_group[new])
+            rank = (min(self.tier(count, h) for h in groups), float(self.sizes[groups].max()), int(new.sum()))
+            keyed.setdefault(new.tobytes(), (rank, u))
+        return [u for _, u in sorted(keyed.values(), key=lambda ru: ru[0])]
+
+    def _row_unit(self, row: int, on: np.ndarray) -> np.ndarray | None:
+        """The records to hide to take a row from the reader; None for structure."""
+        idx = self.src_order[self.src_start[row]:self.src_start[row + 1]]
+        idx = idx[on[idx]]
+        records: list[int] = []
+        for s in idx:
+            kind, a = self.src_kind[s], int(self.src_a[s])
+            if kind == _STRUCTURE:
+                return None
+            if kind in (_RECORD, _ZERO_GAP):
+                records.append(a)
+            elif kind == _N_FIELD:  # the group's n record; without one, every record showing n
+                mine = self.rec_group == a
+                n_recs = np.flatnonzero(mine & self.is_n)
+                records += list(n_recs if len(n_recs) else np.flatnonzero(mine & self.n_field_source))
+            elif kind == _RATE:
+                records += self.node_records.get(a, [])
+        return self._mask(records) if records else None
+
     def units(self, count: Count, hidden: np.ndarray) -> list[np.ndarray]:
-        """Candidate suppressions for ``count``, cheapest and most relevant first.
+        """Candidate suppressions for ``count`` in a fixed order, when no proof guides.
 
         First each shown record of the count's own group (for its label; every label for n),
         by how much its closure hides; then its label block and the whole group. Then the other
@@ -662,35 +771,44 @@ class _Audit:
         # The threshold holds no count, and its n field goes with the group's n record.
         has_n = np.bincount(group_of[self.is_n], minlength=len(self.groups)) > 0
         usable = shown & ~(self.is_threshold & has_n[group_of])
-        units: list[np.ndarray] = []
-
-        def mask(idx) -> np.ndarray:
-            out = np.zeros(len(self.metrics), bool)
-            out[idx] = True
-            return out
-
         own = np.flatnonzero(usable & (group_of == g) & label_ok)
-        cost = [int(self.close(hidden | mask(i)).sum()) for i in own]
-        units += [mask(i) for _, i in sorted(zip(cost, own, strict=True))]
-        mine = set(count.group or ())
-        cols = {c for c, _ in mine}
-
-        def tier(h: int) -> int:
-            other = set(self.groups[h] or ())
-            if {c for c, _ in other} == cols:
-                return 1
-            shared = cols & {c for c, _ in other}
-            agree = all((c, v) in mine for c, v in other if c in shared)
-            return 2 if shared and agree else 3
-
+        cost = [int(self.close(hidden | self._mask([i])).sum()) for i in own]
+        units = [self._mask([i]) for _, i in sorted(zip(cost, own, strict=True))]
         others = sorted((h for h in range(len(self.groups)) if h != g),
-                        key=lambda h: (tier(h), self.sizes[h], h))
+                        key=lambda h: (self.tier(count, h), self.sizes[h], h))
         for h in [g, *others]:
             block = usable & (group_of == h)
             if count.name != "n":
                 units.append(block & (self.rec_outcome == o))
             units.append(block)
         return [u for u in units if u.any()]
+
+
+class _Programme:
+    """The rows the reader has under one suppression, in the two forms the solvers take."""
+
+    def __init__(self, A: sparse.csr_matrix, lb: np.ndarray, ub: np.ndarray, rows: np.ndarray, on: np.ndarray):
+        self.rows, self.on = rows, on
+        self.constraint = LinearConstraint(A, lb, ub)
+        eq = lb == ub
+        upper, lower = ~eq & np.isfinite(ub), ~eq & np.isfinite(lb)
+        # linprog's duals need equalities and one-sided inequalities apart.
+        self._split = (np.flatnonzero(eq), np.flatnonzero(upper), np.flatnonzero(lower))
+        self._a_ub = sparse.vstack([A[upper], -A[lower]]).tocsr()
+        self._b_ub = np.r_[ub[upper], -lb[lower]]
+        self._a_eq, self._b_eq = A[eq], lb[eq]
+
+    def lp(self, c: np.ndarray):
+        """The LP relaxation's minimum of ``c``, with duals."""
+        return linprog(c, A_ub=self._a_ub, b_ub=self._b_ub, A_eq=self._a_eq, b_eq=self._b_eq,
+                       bounds=(0, None), method="highs")
+
+    def support(self, res) -> np.ndarray:
+        """Rows (indices into the full matrix) with a nonzero multiplier in an LP optimum."""
+        eq, upper, lower = self._split
+        ineq = np.abs(res.ineqlin.marginals) > 1e-9
+        picked = np.r_[eq[np.abs(res.eqlin.marginals) > 1e-9], upper[ineq[:len(upper)]], lower[ineq[len(upper):]]]
+        return self.rows[np.unique(picked)]
 
 
 @dataclass(frozen=True)
