@@ -153,6 +153,10 @@ def secondary_suppression(metrics: Sequence[Metric], protected: Iterable[Count])
     metrics = list(metrics)
     protected = list(dict.fromkeys(protected))
     audit = _Audit(metrics, protected)
+    # The overall population's numbers are not hidden as a complement (its n and positives are
+    # public in data_summary anyway, and its rates are the report's reference), unless one of
+    # its own counts is protected.
+    audit.overall_fixed = not any(t.group is None for t in protected)
     hidden = audit.close(audit.flags())
     audit.witnesses(protected, hidden, k=12)
     for target in sorted(protected, key=audit.group_size):
@@ -303,10 +307,18 @@ class _Audit:
         signatures = np.unique(members(atoms).T, axis=0)
         self.n_atoms = len(signatures)
         self.member = [np.flatnonzero(signatures[:, g]) for g in range(len(self.groups))]
-        self.n_vars = len(self.outcome_ids) * self.n_atoms * 4
+        # Atom cells, then one aggregate per (group, outcome, cell): published numbers are short
+        # rows on aggregates, and each aggregate is defined once from its atoms.
+        self.n_atom_vars = len(self.outcome_ids) * self.n_atoms * 4
+        self.n_vars = self.n_atom_vars + len(self.groups) * len(self.outcome_ids) * 4
 
     def form(self, group: int, outcome: int, coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Columns and coefficients of ``sum over the group's atoms of coef . (tp, fn, fp, tn)``."""
+        cells = np.flatnonzero(coef)
+        base = self.n_atom_vars + (group * len(self.outcome_ids) + outcome) * 4
+        return base + cells, coef[cells]
+
+    def _atom_form(self, group: int, outcome: int, coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cells = np.flatnonzero(coef)
         base = (outcome * self.n_atoms + self.member[group]) * 4
         return (base[:, None] + cells[None, :]).ravel(), np.tile(coef[cells], len(base))
@@ -343,6 +355,13 @@ class _Audit:
                 cols = np.r_[(o * self.n_atoms + a) * 4 + np.arange(4), a * 4 + np.arange(4)]
                 rows.add(cols, np.r_[np.ones(4), -np.ones(4)], 0.0, 0.0, _STRUCTURE)
         for g in range(len(self.groups)):
+            for o in range(len(self.outcome_ids)):
+                for k in range(4):
+                    unit = np.zeros(4)
+                    unit[k] = 1.0
+                    cols, vals = self._atom_form(g, o, unit)
+                    agg, _ = self.form(g, o, unit)
+                    rows.add(np.r_[cols, agg], np.r_[vals, -1.0], 0.0, 0.0, _STRUCTURE)
             rows.add(*self.form(g, 0, _cells("n")), 1.0, math.inf, _STRUCTURE)
 
     def _record_rows(self, rows: _Rows) -> None:
@@ -741,6 +760,7 @@ class _Audit:
         idx = self.src_order[self.src_start[row]:self.src_start[row + 1]]
         idx = idx[on[idx]]
         records: list[int] = []
+        overall = self.group_ids.get(None, -1) if getattr(self, "overall_fixed", False) else -1
         for s in idx:
             kind, a = self.src_kind[s], int(self.src_a[s])
             if kind == _STRUCTURE:
@@ -753,6 +773,7 @@ class _Audit:
                 records += list(n_recs if len(n_recs) else np.flatnonzero(mine & self.n_field_source))
             elif kind == _RATE:
                 records += self.node_records.get(a, [])
+        records = [r for r in records if self.rec_group[r] != overall]  # see overall_fixed
         return self._mask(records) if records else None
 
     def units(self, count: Count, hidden: np.ndarray) -> list[np.ndarray]:
@@ -771,6 +792,8 @@ class _Audit:
         # The threshold holds no count, and its n field goes with the group's n record.
         has_n = np.bincount(group_of[self.is_n], minlength=len(self.groups)) > 0
         usable = shown & ~(self.is_threshold & has_n[group_of])
+        if getattr(self, "overall_fixed", False):  # see secondary_suppression
+            usable &= group_of != self.group_ids.get(None, -1)
         own = np.flatnonzero(usable & (group_of == g) & label_ok)
         cost = [int(self.close(hidden | self._mask([i])).sum()) for i in own]
         units = [self._mask([i]) for _, i in sorted(zip(cost, own, strict=True))]

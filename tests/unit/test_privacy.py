@@ -244,6 +244,14 @@ def test_prevalence_times_n_is_positives_for_the_overall_population():
     assert {mid for mid, _, _ in newly_hidden(metrics, protected)} == {"prevalence", "sensitivity"}
 
 
+def test_the_overall_population_is_not_a_complement():
+    # Protecting a clinic's count never hides the overall population's numbers.
+    metrics = publish(CLINICS, [("clinic",)], hide=lambda mid, g, lab: g == {"clinic": "D"})
+    protected = secondary_suppression(metrics, [at("n", {"clinic": "D"})])
+    assert_protected(protected, [at("n", {"clinic": "D"})])
+    assert not any(m.suppressed for m in protected if m.group is None)
+
+
 def test_an_undefined_rate_tells_that_its_denominator_is_zero():
     table = [({"clinic": "A"}, one_label(0, 0, 4, 30)), ({"clinic": "B"}, one_label(10, 5, 5, 20))]
     metrics = publish(table, [("clinic",)], ids=("n", "positives", "sensitivity"),
@@ -291,7 +299,9 @@ def test_a_grouping_with_one_group_is_the_overall_population():
     metrics = publish(table, [("site",)], ids=("n", "positives"), hide=lambda mid, g, lab: g is not None)
     target = at("n", {"site": "A"})
     assert feasible_ranges(metrics, [target])[target] == (7.0, 7.0)
-    protected = secondary_suppression(metrics, [target])
+    # The whole population is that small too, so its own n is protected (as the plugin does),
+    # which lets its records be hidden.
+    protected = secondary_suppression(metrics, [target, at("n")])
     assert_protected(protected, [target])
     assert all(m.suppressed for m in protected)  # nothing about the only group can be shown
 
