@@ -16,15 +16,34 @@ an *atom* is one combination of values of all attributes. Each atom holds a non-
 integer number of rows, split for each outcome (label) into tp, fn, fp, tn; the rows, hence
 the atom's n, are the same for every outcome. A grouping of several attributes lists every
 cell that exists, so the atoms outside its cells are empty. The published numbers are linear
-(in)equalities on the atoms:
+(in)equalities on the atoms, written on one aggregate variable per (group, outcome, cell):
 
 - counts (``n``, ``positives``; ``min_detectable_gap``, which gives positives back) exactly;
 - the ``n`` and ``denominator`` fields of the records, as :func:`audit.core.results.public_record`
   leaves them: ``denominator`` on shown records, ``n`` on shown records of groups whose ``n``
   is shown for every label;
-- a rate r = N/D as ``|N - r D| <= 1e-7 D + 1e-9`` with D >= 1 (an undefined rate: D = 0);
+- a rate with its denominator pins its numerator exactly (``N = round(r D)``); a rate known
+  otherwise (below) as ``|N - r D| <= 1e-7 D + 1e-9`` with D >= 1; an undefined rate: D = 0;
 - a gap links the rates of its group and its reference: a rate known on one side is known on
   the other (for a gap of 0 to the best group, only an inequality).
+
+Joint and marginal models
+-------------------------
+The *joint* model above has one atom per combination of every attribute: exact, and large
+(sites x age bands x sexes x labels x 4 cells), and with several labels its relaxation has
+fractional vertices, so that it needs branch and bound. The *marginal* model takes the
+attributes that some grouping crosses (an intersection) as one component, with atoms of its
+own, and lets the components share only their totals. With one label, or one component, the
+two are the same (a table with given margins always exists: transportation). With several
+labels and components the marginal model is a relaxation: it misses a reader who links
+components through the rows' being the same for every label ("the one row positive for label
+b in site s is the woman, who is positive for label a"), an attack on cells of one or two rows.
+Both functions take ``joint``; by default (None) the joint model is used when it has at most
+``_JOINT_MAX_VARS`` atom variables (where such tiny cells are plausible and the model cheap),
+the marginal one otherwise, and always the same for the same metrics, so that
+:func:`secondary_suppression` protects against the reader :func:`feasible_ranges` audits.
+Where the joint model is used, the marginal one still does the cheap work: proving a count
+unique (a relaxation that pins it pins it) and guiding the search.
 
 AUROC, Brier, patients and threshold values are not linear in counts and are ignored, as are
 intervals and p-values: inverting an exact interval for its sample size is outside this model,
@@ -59,6 +78,11 @@ _RATE_ALIASES = {"underdiagnosis_rate": "fnr", "overdiagnosis_rate": "fpr"}
 _MAX_ATOMS = 200_000
 # Tables kept as witnesses of non-uniqueness (see _Audit._pool_values).
 _POOL_SIZE = 256
+# Seconds one joint-model MILP may search for a witness before the count counts as unique.
+_TIME_LIMIT = 2.0
+# Largest joint programme (atom cells over all labels) audited by default; beyond it the
+# marginal model is the reader (see the module docstring).
+_JOINT_MAX_VARS = 1000
 
 # Kinds of rows of the programme, by what decides whether the reader has them.
 _STRUCTURE, _RECORD, _N_FIELD, _RATE, _ZERO_GAP = range(5)
@@ -94,7 +118,8 @@ class Count:
         object.__setattr__(self, "group", _group_key(dict(group)) if group else None)
 
 
-def feasible_ranges(metrics: Sequence[Metric], targets: Iterable[Count]) -> dict[Count, tuple[float, float]]:
+def feasible_ranges(metrics: Sequence[Metric], targets: Iterable[Count], *,
+                    joint: bool | None = None) -> dict[Count, tuple[float, float]]:
     """What a reader can solve for from the unsuppressed metrics.
 
     Parameters
@@ -104,6 +129,10 @@ def feasible_ranges(metrics: Sequence[Metric], targets: Iterable[Count]) -> dict
         their ``suppressed`` flags say what the reader does not see.
     targets : iterable of Count
         The counts to bound.
+    joint : bool or None
+        Solve the joint model (atoms of every attribute at once; exact, and slow for several
+        labels and crossed groupings) or the marginal one (see the module docstring); None
+        (default): the joint model when it has at most ``_JOINT_MAX_VARS`` variables.
 
     Returns
     -------
@@ -118,23 +147,28 @@ def feasible_ranges(metrics: Sequence[Metric], targets: Iterable[Count]) -> dict
         If the published numbers contradict each other (no table fits them).
     """
     targets = list(dict.fromkeys(targets))
-    audit = _Audit(metrics, targets)
-    problem = audit.problem(audit.flags())
-    return {t: audit.range(t, problem) for t in targets}
+    reader = _Reader(metrics, targets, joint)
+    hidden = reader.flags()
+    return {t: reader.range(t, hidden) for t in targets}
 
 
-def secondary_suppression(metrics: Sequence[Metric], protected: Iterable[Count]) -> list[Metric]:
+def secondary_suppression(metrics: Sequence[Metric], protected: Iterable[Count], *,
+                          joint: bool | None = None) -> list[Metric]:
     """Return the metrics (same order) with complementary suppression added.
 
-    Closure first (see :meth:`_Audit.close`); then, for each protected count the reader still
-    recovers, smallest group first, units of records (see :meth:`_Audit.units`: single
-    records of the count's own group, then whole label blocks and groups of its grouping,
-    then of overlapping groups, then the rest, each tier by increasing group size) are hidden
-    one after another until the count has two feasible values; units the last one made
-    unnecessary are then given back, the more expensive first, so that the extra suppression
-    is a small set that works rather than the prefix of a list. When one unit alone is enough
-    that is the single unit hidden. Closure again at the end. Hiding only ever adds
-    constraints' removal, so a count once protected stays protected.
+    Closure first (see :meth:`_Audit.close`). Then, for each protected count the reader still
+    recovers (smallest group first), the greedy step hides the cheapest *unit* that breaks the
+    reader's current proof: a proof is the LP dual of "the count cannot move", a unit every
+    shown record giving one number of it, ranked by the group it hides (the count's own, then
+    its grouping's other groups, subtraction from totals, then overlapping margins and
+    intersection cells, then the rest), the group's size and how much the unit's closure hides
+    (see :meth:`_Audit.proof_units`). When the LP shows no proof a fixed order of candidates
+    takes over (:meth:`_Audit.units`), which ends, at worst, with everything hidden. Steps stop
+    as soon as the count has two feasible values; a deletion filter then gives back the units
+    the last one made unnecessary, so that one unit is hidden where one is enough. Closure
+    again at the end. The overall population is never a complement unless one of its own
+    counts is protected. Hiding only removes rows from the reader's programme, so a count once
+    protected stays protected.
 
     Parameters
     ----------
@@ -142,6 +176,9 @@ def secondary_suppression(metrics: Sequence[Metric], protected: Iterable[Count])
         Every record of the audit, with primary suppression already marked.
     protected : iterable of Count
         The counts primary suppression hides.
+    joint : bool or None
+        The reader's model, as in :func:`feasible_ranges` (the same default, so that the two
+        agree).
 
     Returns
     -------
@@ -152,20 +189,20 @@ def secondary_suppression(metrics: Sequence[Metric], protected: Iterable[Count])
     """
     metrics = list(metrics)
     protected = list(dict.fromkeys(protected))
-    audit = _Audit(metrics, protected)
+    reader = _Reader(metrics, protected, joint)
     # The overall population's numbers are not hidden as a complement (its n and positives are
     # public in data_summary anyway, and its rates are the report's reference), unless one of
     # its own counts is protected.
-    audit.overall_fixed = not any(t.group is None for t in protected)
-    hidden = audit.close(audit.flags())
-    audit.witnesses(protected, hidden, k=12)
-    for target in sorted(protected, key=audit.group_size):
-        hidden = _protect(audit, target, hidden)
-    hidden = audit.close(hidden)
+    reader.marginal.overall_fixed = not any(t.group is None for t in protected)
+    hidden = reader.close(reader.flags())
+    reader.witnesses(protected, hidden)
+    for target in sorted(protected, key=reader.marginal.group_size):
+        hidden = _protect(reader, target, hidden)
+    hidden = reader.close(hidden)
     return [replace(m, suppressed=True) if hidden[i] and not m.suppressed else m for i, m in enumerate(metrics)]
 
 
-def _protect(audit: _Audit, target: Count, hidden: np.ndarray) -> np.ndarray:
+def _protect(reader: _Reader, target: Count, hidden: np.ndarray) -> np.ndarray:
     """Hide units until ``target`` has two feasible values; return the new suppression.
 
     Each step hides the cheapest unit that breaks the reader's current proof (see
@@ -173,7 +210,8 @@ def _protect(audit: _Audit, target: Count, hidden: np.ndarray) -> np.ndarray:
     (:meth:`_Audit.units`). Then a deletion filter gives back the units the later ones made
     unnecessary.
     """
-    value = audit.recovered(target, hidden)
+    audit = reader.marginal
+    value = reader.recovered(target, hidden)
     if value is None:
         return hidden
     taken: list[np.ndarray] = []
@@ -187,13 +225,13 @@ def _protect(audit: _Audit, target: Count, hidden: np.ndarray) -> np.ndarray:
                 return state
         taken.append(step)
         state = audit.close(state | step)
-        if not audit.unique(target, value, state):
+        if not reader.unique(target, value, state):
             break
     # The last unit is needed (the state before it failed); the others may have been made
     # redundant by it. Try to give back the most expensive (latest) first.
     for k in range(len(taken) - 2, -1, -1):
         trial = taken[:k] + taken[k + 1:]
-        if not audit.unique(target, value, audit.close(hidden | np.logical_or.reduce(trial))):
+        if not reader.unique(target, value, audit.close(hidden | np.logical_or.reduce(trial))):
             taken = trial
     return audit.close(hidden | np.logical_or.reduce(taken))
 
@@ -237,8 +275,11 @@ class _Audit:
     suppression state then selects rows, so trying a suppression costs no rebuilding.
     """
 
-    def __init__(self, metrics: Sequence[Metric], targets: Sequence[Count]) -> None:
+    def __init__(self, metrics: Sequence[Metric], targets: Sequence[Count], joint: bool = False) -> None:
         self.metrics = list(metrics)
+        self.joint = joint
+        # The overall population may not be hidden as a complement (set by the caller).
+        self.overall_fixed = False
         self._pool: list[tuple[np.ndarray, np.ndarray]] = []
         self._index(targets)
         self._build_atoms()
@@ -273,26 +314,67 @@ class _Audit:
                 self.sizes[g] = float(size)
 
     def _build_atoms(self) -> None:
-        """Atoms: value combinations of every attribute, empty outside the listed cells."""
+        """Atoms of each component of attributes, empty outside the listed cells.
+
+        Attributes that some grouping crosses (an intersection) form one component, whose
+        atoms are their value combinations; the components' atoms then only share totals (see
+        the module docstring).
+        """
         attrs = sorted({c for key in self.groups if key for c, _ in key})
-        values = {a: sorted({v for key in self.groups if key for c, v in key if c == a}) for a in attrs}
+        parent = {a: a for a in attrs}
+
+        def root(a: str) -> str:
+            while parent[a] != a:
+                a = parent[a]
+            return a
+
+        for key in self.groups:
+            for c, _ in (key or ())[1:]:
+                parent[root(c)] = root(key[0][0])
+        if self.joint:
+            for a in attrs:
+                parent[root(a)] = root(attrs[0])
+        components = sorted({tuple(a for a in attrs if root(a) == root(b)) for b in attrs}) or [()]
+        self.member = [np.zeros(0, np.int64) for _ in self.groups]
+        self.component_atoms = []
+        offset = 0
+        for comp in components:
+            mine = [g for g, key in enumerate(self.groups) if key and {c for c, _ in key} <= set(comp)]
+            signatures = self._component_atoms(comp, [self.groups[g] for g in mine])
+            for g, column in zip(mine, signatures.T, strict=True):
+                self.member[g] = offset + np.flatnonzero(column)
+            self.component_atoms.append(offset + np.arange(len(signatures)))
+            offset += len(signatures)
+        self.member[0] = self.component_atoms[0]  # overall: all atoms of any one component
+        self.n_atoms = offset
+        # Atom cells, then one aggregate per (group, outcome, cell): published numbers are short
+        # rows on aggregates, and each aggregate is defined once from its atoms.
+        self.n_atom_vars = len(self.outcome_ids) * self.n_atoms * 4
+        self.n_vars = self.n_atom_vars + len(self.groups) * len(self.outcome_ids) * 4
+
+    @staticmethod
+    def _component_atoms(attrs: tuple[str, ...], keys: list) -> np.ndarray:
+        """Membership (atoms x groups) of one component's atoms, atoms in the same groups merged."""
+        if not keys:  # no attribute at all: the overall population is the one atom
+            return np.ones((1, 0), bool)
+        values = {a: sorted({v for key in keys for c, v in key if c == a}) for a in attrs}
         shape = [len(values[a]) for a in attrs]
         if math.prod(shape) > _MAX_ATOMS:
-            raise ValueError(f"{math.prod(shape)} attribute combinations: too many to audit jointly")
+            raise ValueError(f"{math.prod(shape)} combinations of {', '.join(attrs)}: too many to audit jointly")
         column = {a: i for i, a in enumerate(attrs)}
         code = {a: {v: j for j, v in enumerate(values[a])} for a in attrs}
         atoms = np.indices(shape).reshape(len(attrs), -1).T if attrs else np.zeros((1, 0), np.int64)
 
         def members(codes: np.ndarray) -> np.ndarray:
-            out = np.ones((len(self.groups), len(codes)), bool)
-            for g, key in enumerate(self.groups):
-                for c, v in key or ():
-                    out[g] &= codes[:, column[c]] == code[c][v]
+            out = np.ones((len(codes), len(keys)), bool)
+            for g, key in enumerate(keys):
+                for c, v in key:
+                    out[:, g] &= codes[:, column[c]] == code[c][v]
             return out
 
         listed: dict[tuple[str, ...], list[tuple[int, ...]]] = {}
-        for key in self.groups:
-            if key and len(key) > 1:
+        for key in keys:
+            if len(key) > 1:
                 listed.setdefault(tuple(c for c, _ in key), []).append(tuple(code[c][v] for c, v in key))
         for cols, cells in listed.items():
             idx = [column[c] for c in cols]
@@ -301,16 +383,10 @@ class _Audit:
                              np.ravel_multi_index(np.array(cells).T, dims))
             # A listing that would leave a named group empty is not a complete listing (metrics
             # filtered by the caller): then it is no evidence that other cells are empty.
-            if members(atoms[inside]).any(axis=1).all():
+            if members(atoms[inside]).any(axis=0).all():
                 atoms = atoms[inside]
         # Atoms in exactly the same groups are one to the reader: merge them.
-        signatures = np.unique(members(atoms).T, axis=0)
-        self.n_atoms = len(signatures)
-        self.member = [np.flatnonzero(signatures[:, g]) for g in range(len(self.groups))]
-        # Atom cells, then one aggregate per (group, outcome, cell): published numbers are short
-        # rows on aggregates, and each aggregate is defined once from its atoms.
-        self.n_atom_vars = len(self.outcome_ids) * self.n_atoms * 4
-        self.n_vars = self.n_atom_vars + len(self.groups) * len(self.outcome_ids) * 4
+        return np.unique(members(atoms), axis=0).reshape(-1, len(keys))
 
     def form(self, group: int, outcome: int, coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Columns and coefficients of ``sum over the group's atoms of coef . (tp, fn, fp, tn)``."""
@@ -363,6 +439,15 @@ class _Audit:
                     agg, _ = self.form(g, o, unit)
                     rows.add(np.r_[cols, agg], np.r_[vals, -1.0], 0.0, 0.0, _STRUCTURE)
             rows.add(*self.form(g, 0, _cells("n")), 1.0, math.inf, _STRUCTURE)
+        # Every component adds up to the same whole.
+        for atoms in self.component_atoms[1:]:
+            for o in range(len(self.outcome_ids)):
+                for k in range(4):
+                    unit = np.zeros(4)
+                    unit[k] = 1.0
+                    agg, _ = self.form(0, o, unit)
+                    rows.add(np.r_[(o * self.n_atoms + atoms) * 4 + k, agg],
+                             np.r_[np.ones(len(atoms)), -1.0], 0.0, 0.0, _STRUCTURE)
 
     def _record_rows(self, rows: _Rows) -> None:
         """Counts, denominators and numerators of each record; the n fields of each group.
@@ -411,9 +496,9 @@ class _Audit:
         """Rates, known from a shown rate record or through a chain of shown gaps.
 
         A node is (group, outcome, rate); its tolerance rows are needed only when no shown
-        record of it gives its numerator and denominator exactly. Gaps of nonzero value (and every gap to overall)
-        are equalities between nodes; a gap of 0 to the best group only says the group is no
-        worse, an inequality row that needs its other side known.
+        record of it gives its numerator and denominator exactly. Gaps of nonzero value (and
+        every gap to overall) are equalities between nodes; a gap of 0 to the best group only
+        says the group is no worse, an inequality row that needs its other side known.
         """
         self.nodes: dict[tuple[int, int, str], int] = {}
 
@@ -543,18 +628,21 @@ class _Audit:
         return on
 
     def problem(self, hidden: np.ndarray) -> LinearConstraint:
+        """The rows the reader has under ``hidden``, as one constraint."""
         act = self.active(hidden)
         return LinearConstraint(self.matrix[act], self.lb[act], self.ub[act])
 
     def _solve(self, c: np.ndarray, constraints: list[LinearConstraint], hidden: np.ndarray | None = None,
-               upper: float = math.inf) -> _Solution:
+               bounds: Bounds | None = None, *, integer: bool = True, time_limit: float | None = None) -> _Solution:
         """Minimise ``c`` over the integer tables; the table found joins the witness pool.
 
         The LP relaxation first: with counts and exact numerators published the programme is
         close to totally unimodular, so the relaxation's vertex is usually integral, and then it
-        is the integer optimum at half the cost. The MILP only when it is not.
+        is the integer optimum at a fraction of the cost. The MILP only when it is not (and
+        ``integer``); past ``time_limit`` it counts as finding nothing (status 4), which
+        callers read as "no witness", the cautious answer.
         """
-        bounds = Bounds(0, upper)
+        bounds = bounds or Bounds(0, np.inf)
         lp = milp(c, bounds=bounds, constraints=constraints)
         if lp.status == 2:  # no real solution, so no integer one
             return _Solution(2, math.nan, None)
@@ -563,13 +651,17 @@ class _Audit:
         if lp.status == 0:
             x = np.round(lp.x)
             value = float(c @ x)
-            if value <= math.ceil(lp.fun - 1e-7) + 1e-9 and _fits(x, constraints):
+            if value <= math.ceil(lp.fun - 1e-7) + 1e-9 and _fits(x, constraints, bounds):
                 return self._keep(_Solution(0, value, x), hidden)
-        res = milp(c, integrality=np.ones(self.n_vars), bounds=bounds, constraints=constraints)
-        if res.status == 0:
+        if not integer:
+            return _Solution(4, math.nan, None)
+        options = {} if time_limit is None else {"time_limit": time_limit}
+        res = milp(c, integrality=np.ones(self.n_vars), bounds=bounds, constraints=constraints, options=options)
+        if res.x is not None and res.status in (0, 1):
             x = np.round(res.x)
-            return self._keep(_Solution(0, float(c @ x), x), hidden)
-        return _Solution(2 if res.status == 2 else 3, math.nan, None)
+            if res.status == 0 or _fits(x, constraints, bounds):
+                return self._keep(_Solution(0 if res.status == 0 else 4, float(c @ x), x), hidden)
+        return _Solution({2: 2, 3: 3}.get(res.status, 4), math.nan, None)
 
     def _keep(self, solution: _Solution, hidden: np.ndarray | None) -> _Solution:
         if hidden is not None:
@@ -586,7 +678,7 @@ class _Audit:
         """
         return {float(c @ x) for found, x in self._pool if not (found & ~hidden).any()}
 
-    def witnesses(self, counts: Sequence[Count], hidden: np.ndarray, k: int = 6) -> None:
+    def witnesses(self, counts: Sequence[Count], hidden: np.ndarray, k: int = 6, *, integer: bool = True) -> None:
         """Pool ``k`` tables that push many counts at once to opposite extremes.
 
         Objectives are random signed sums of the counts (all +1 and all -1 first). Boxed by a
@@ -602,8 +694,9 @@ class _Audit:
         signs = [np.ones(len(counts)), -np.ones(len(counts))]
         signs += [rng.choice([-1.0, 1.0], len(counts)) for _ in range(k - 2)]
         problem = [self.problem(hidden)]
+        box = Bounds(0, upper)
         for w in signs[:k]:
-            self._solve(w @ forms, problem, hidden, upper)
+            self._solve(w @ forms, problem, hidden, box, integer=integer)
 
     def range(self, count: Count, problem: LinearConstraint) -> tuple[float, float]:
         """Least and greatest feasible value of a count."""
@@ -616,30 +709,25 @@ class _Audit:
         return low.value, -high.value if high.status == 0 else math.inf
 
     def programme(self, hidden: np.ndarray) -> _Programme:
+        """The rows the reader has under ``hidden``, with what the solvers and proofs need."""
         on = self.sources_on(hidden)
         act = np.zeros(len(self.lb), bool)
         act[self.src_row[on]] = True
         rows = np.flatnonzero(act)
         return _Programme(self.matrix[rows], self.lb[rows], self.ub[rows], rows, on)
 
-    def recovered(self, count: Count, hidden: np.ndarray) -> float | None:
-        """The value of ``count`` if the reader recovers it under ``hidden``, else None."""
+    def moves(self, count: Count, value: float, hidden: np.ndarray, *, stop: bool = True) -> list[float]:
+        """The directions (+1 up, -1 down) in which ``count`` can leave ``value`` in this model;
+        with ``stop``, only the first found."""
         c = self.target(count)
-        seen = self._pool_values(c, hidden)
-        if len(seen) > 1:
-            return None
-        # The witnesses already give the only candidate; without them, the minimum is one.
-        value = seen.pop() if seen else self._minimum(c, self.programme(hidden), hidden)
-        return value if self.unique(count, value, hidden) else None
-
-    def unique(self, count: Count, value: float, hidden: np.ndarray) -> bool:
-        """Whether ``count``, which is ``value`` in the true table, can only be ``value``."""
-        c = self.target(count)
-        if self._pool_values(c, hidden) - {value}:
-            return False
         prog = self.programme(hidden)
-        # Counts are non-negative: 0 cannot go lower.
-        return not any(self._moves(c, prog, value, d, hidden) for d in ((1.0, -1.0) if value >= 1 else (1.0,)))
+        found = []
+        for d in (1.0, -1.0) if value >= 1 else (1.0,):  # counts are non-negative: 0 cannot go lower
+            if self._moves(c, prog, value, d, hidden):
+                found.append(d)
+                if stop:
+                    break
+        return found
 
     def _minimum(self, c: np.ndarray, prog: _Programme, hidden: np.ndarray) -> float:
         """Integer minimum of ``c`` (non-negative coefficients, so bounded)."""
@@ -648,15 +736,17 @@ class _Audit:
             raise ValueError("the published metrics are inconsistent: no table of counts fits them")
         return sol.value
 
-    def _moves(self, c: np.ndarray, prog: _Programme, value: float, direction: float, hidden: np.ndarray) -> bool:
+    def _moves(self, c: np.ndarray, prog: _Programme, value: float, direction: float, hidden: np.ndarray,
+               bounds: Bounds | None = None, time_limit: float | None = None) -> bool:
         """Whether the count can leave ``value`` by a step in ``direction`` (+1 up, -1 down).
 
         A feasibility problem, much cheaper than an optimisation: the LP relaxation first (no
         real table: no integer one either; an integral one: a witness), the MILP only when
-        the relaxation's table is fractional.
+        the relaxation's table is fractional, within ``time_limit`` if given.
         """
         step = LinearConstraint(direction * c[None, :], direction * value + 1, np.inf)
-        return self._solve(np.zeros(self.n_vars), [prog.constraint, step], hidden).status == 0
+        return self._solve(np.zeros(self.n_vars), [prog.constraint, step], hidden, bounds,
+                           time_limit=time_limit).status == 0
 
     def proof_units(self, count: Count, value: float, hidden: np.ndarray) -> list[np.ndarray]:
         """Units that break the reader's proof that ``count`` is ``value``, cheapest first.
@@ -760,7 +850,7 @@ class _Audit:
         idx = self.src_order[self.src_start[row]:self.src_start[row + 1]]
         idx = idx[on[idx]]
         records: list[int] = []
-        overall = self.group_ids.get(None, -1) if getattr(self, "overall_fixed", False) else -1
+        overall = self.group_ids.get(None, -1) if self.overall_fixed else -1
         for s in idx:
             kind, a = self.src_kind[s], int(self.src_a[s])
             if kind == _STRUCTURE:
@@ -792,7 +882,7 @@ class _Audit:
         # The threshold holds no count, and its n field goes with the group's n record.
         has_n = np.bincount(group_of[self.is_n], minlength=len(self.groups)) > 0
         usable = shown & ~(self.is_threshold & has_n[group_of])
-        if getattr(self, "overall_fixed", False):  # see secondary_suppression
+        if self.overall_fixed:  # see secondary_suppression
             usable &= group_of != self.group_ids.get(None, -1)
         own = np.flatnonzero(usable & (group_of == g) & label_ok)
         cost = [int(self.close(hidden | self._mask([i])).sum()) for i in own]
@@ -834,6 +924,95 @@ class _Programme:
         return self.rows[np.unique(picked)]
 
 
+class _Reader:
+    """The reader's programme, solved fast where it can be and exactly where it must be.
+
+    The *marginal* model keeps one set of atoms per component of attributes, the components
+    sharing only their totals: small, and exact when there is one label (a table with given
+    margins always exists) or one component. With several labels and components, rows being
+    the same for every label lets the reader link them across components (the one row that is
+    positive for label b in site s is the woman, who is positive for label a), which only the
+    *joint* model, atoms of every attribute at once, sees. Then the marginal model, a
+    relaxation, still proves a count unique (and guides the search); two values are proved
+    with tables of the joint one, whose first, the *anchor*, fits every number (so every
+    suppression) and gives each count its true value.
+    """
+
+    def __init__(self, metrics: Sequence[Metric], targets: Sequence[Count], joint: bool | None = None) -> None:
+        self.marginal = _Audit(metrics, targets, joint=False)
+        components = self.marginal.component_atoms
+        exact = len(self.marginal.outcome_ids) == 1 or len(components) == 1
+        size = math.prod(len(a) for a in components) * len(self.marginal.outcome_ids) * 4
+        if joint is None:  # the joint model where it is affordable (see the module docstring)
+            joint = size <= _JOINT_MAX_VARS
+        self.joint = _Audit(metrics, targets, joint=True) if joint and not exact else None
+        self._anchor: np.ndarray | None = None
+
+    @property
+    def witness_model(self) -> _Audit:
+        return self.joint or self.marginal
+
+    def flags(self) -> np.ndarray:
+        return self.marginal.flags()
+
+    def close(self, hidden: np.ndarray) -> np.ndarray:
+        return self.marginal.close(hidden)
+
+    def anchor(self) -> np.ndarray:
+        """A joint table that fits every number, hidden or not: hence every suppression."""
+        if self._anchor is None:
+            nothing_hidden = np.zeros(len(self.marginal.metrics), bool)
+            joint = self.witness_model
+            sol = joint._solve(np.zeros(joint.n_vars), [joint.problem(nothing_hidden)], nothing_hidden)
+            if sol.status != 0:
+                raise ValueError("the published metrics are inconsistent: no table of counts fits them")
+            self._anchor = sol.x
+        return self._anchor
+
+    def witnesses(self, counts: Sequence[Count], hidden: np.ndarray) -> None:
+        """Pool tables that show many counts not unique at once (see :meth:`_Audit.witnesses`)."""
+        if self.joint is None:
+            self.marginal.witnesses(counts, hidden, k=12)
+        else:  # relaxation vertices of the joint model are often fractional: keep the integral
+            self.anchor()
+            self.joint.witnesses(counts, hidden, k=4, integer=False)
+
+    def recovered(self, count: Count, hidden: np.ndarray) -> float | None:
+        """The value of ``count`` if the reader recovers it under ``hidden``, else None."""
+        model = self.witness_model
+        if self.joint is not None:
+            self.anchor()
+        c = model.target(count)
+        seen = model._pool_values(c, hidden)
+        if len(seen) > 1:
+            return None
+        value = seen.pop() if seen else model._minimum(c, model.programme(hidden), hidden)
+        return value if self.unique(count, value, hidden) else None
+
+    def unique(self, count: Count, value: float, hidden: np.ndarray) -> bool:
+        """Whether ``count`` (``value`` in the true table) can only be ``value``.
+
+        With the joint model, a step the relaxation allows is searched for in the joint one;
+        a MILP past its time limit counts as "unique", the cautious answer, which only ever
+        asks for more suppression.
+        """
+        model = self.witness_model
+        if model._pool_values(model.target(count), hidden) - {value}:
+            return False
+        directions = self.marginal.moves(count, value, hidden, stop=self.joint is None)
+        if not directions or self.joint is None:
+            return not directions
+        c, prog = self.joint.target(count), self.joint.programme(hidden)
+        return not any(self.joint._moves(c, prog, value, d, hidden, time_limit=_TIME_LIMIT) for d in directions)
+
+    def range(self, count: Count, hidden: np.ndarray) -> tuple[float, float]:
+        """Least and greatest feasible value of a count (exact: no time limit)."""
+        lo, hi = self.marginal.range(count, self.marginal.problem(hidden))
+        if self.joint is None or lo == hi:  # the relaxation pins it: so does the joint model
+            return lo, hi
+        return self.joint.range(count, self.joint.problem(hidden))
+
+
 @dataclass(frozen=True)
 class _Solution:
     """A solve: status 0 (optimal), 2 (infeasible) or 3 (unbounded); the value and table."""
@@ -843,8 +1022,10 @@ class _Solution:
     x: np.ndarray | None
 
 
-def _fits(x: np.ndarray, constraints: list[LinearConstraint]) -> bool:
+def _fits(x: np.ndarray, constraints: list[LinearConstraint], bounds: Bounds | None = None) -> bool:
     """Whether a rounded table satisfies the rows (1e-8 slack: float error of r * D)."""
+    if bounds is not None and ((x < bounds.lb - 1e-8).any() or (x > bounds.ub + 1e-8).any()):
+        return False
     for con in constraints:
         v = con.A @ x
         if (v < con.lb - 1e-8).any() or (v > con.ub + 1e-8).any():

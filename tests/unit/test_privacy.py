@@ -418,7 +418,48 @@ def test_every_protected_count_has_two_feasible_values_after_protection(seed):
     protected_metrics = secondary_suppression(metrics, protected)
     assert_protected(protected_metrics, protected)
     # Suppression only ever grows, and the true table stays one the reader must consider.
-    assert all(after.suppressed or not before.suppressed for before, after in zip(metrics, protected_metrics, strict=True))
+    pairs = zip(metrics, protected_metrics, strict=True)
+    assert all(after.suppressed or not before.suppressed for before, after in pairs)
     for t, (lo, hi) in feasible_ranges(protected_metrics, protected).items():
         true = counts(cells_of(table, dict(t.group or ()), t.label if t.label in labels else labels[0]))[t.name]
         assert lo <= true <= hi
+
+
+# -- rows are the same for every label: linking components ----------------------------------------
+
+
+LINKED = [({"site": "s1", "sex": "F"}, {"a": (1, 0, 0, 0), "b": (1, 0, 0, 0)}),
+          ({"site": "s2", "sex": "M"}, {"a": (0, 0, 0, 1), "b": (0, 0, 0, 1)})]
+
+
+def test_the_joint_reader_links_sites_and_sexes_through_the_labels():
+    # Label b shows s1's one positive; the one b-positive row is the woman; she is a-positive.
+    def hide(mid, group, label):
+        return label == "a" and group is not None and "site" in group and mid == "positives"
+
+    metrics = publish(LINKED, [("site",), ("sex",)], ids=("n", "positives"), labels=("a", "b"), hide=hide)
+    target = at("positives", {"site": "s1"}, "a")
+    assert feasible_ranges(metrics, [target], joint=True)[target] == (1.0, 1.0)
+    assert feasible_ranges(metrics, [target], joint=False)[target] == (0.0, 1.0)  # the relaxation misses it
+    assert feasible_ranges(metrics, [target])[target] == (1.0, 1.0)  # a table this small: joint by default
+
+    protected = secondary_suppression(metrics, [target])
+    assert_protected(protected, [target])
+    lo, hi = feasible_ranges(protected, [target], joint=True)[target]
+    assert lo < hi
+
+
+@pytest.mark.slow
+def test_fifty_clinics_two_labels_are_protected():
+    rng = np.random.default_rng(1)
+    sizes = np.maximum(1, rng.lognormal(4.5, 1.2, 50).astype(int))
+    sizes[:3] = [3, 6, 8]
+    table = []
+    for k, size in enumerate(sizes):
+        for sex in ("F", "M"):
+            n = int(rng.binomial(size, 0.5)) or 1
+            cells = {lab: tuple(int(x) for x in rng.multinomial(n, rng.dirichlet([2, 1, 1, 6]))) for lab in "ab"}
+            table.append(({"clinic": f"c{k:02d}", "sex": sex}, cells))
+    metrics, protected = fairness_like(table, [("sex",), ("clinic",)], ("a", "b"), min_cell=10)
+    protected_metrics = secondary_suppression(metrics, protected)
+    assert_protected(protected_metrics, protected)
