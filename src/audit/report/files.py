@@ -1,4 +1,5 @@
-"""Writing reports to disk (atomically), and reading results.json back."""
+"""Rendering the requested formats and writing them as one report set (see
+:mod:`audit.report.report_set`), and reading results.json back."""
 
 from __future__ import annotations
 
@@ -15,16 +16,10 @@ from audit.report.junit import render_junit
 from audit.report.markdown import render_markdown
 from audit.report.model_card import render_model_card
 from audit.report.pdf import render_pdf
+from audit.report.report_set import FILE_NAMES, FORMATS, MARKER, check_output_folder, write_set
 
-FILE_NAMES = {
-    "html": "report.html",
-    "json": "results.json",
-    "junit": "junit.xml",
-    "md": "summary.md",
-    "pdf": "report.pdf",
-    "model_card": "model_card.md",
-}
-FORMATS = tuple(FILE_NAMES)
+__all__ = ["FILE_NAMES", "FORMATS", "MARKER", "check_output_folder", "load_result", "render_json",
+           "write_atomic", "write_reports"]
 
 
 def render_json(result: AuditResult) -> str:
@@ -72,18 +67,26 @@ def write_atomic(path: str | os.PathLike, content: str | bytes) -> Path:
 
 
 def write_reports(result: AuditResult, out_dir: str | os.PathLike, formats: Iterable[str]) -> dict[str, Path]:
-    """Render the requested formats and write them into ``out_dir``.
+    """Render the requested formats and write them into ``out_dir`` as one report set.
 
-    Every format is rendered to a string before anything is written, so a renderer that
-    fails leaves nothing behind (not even ``out_dir``). Each file is written atomically: to a
-    temporary file in ``out_dir``, then renamed over the target.
+    Every format is rendered before anything is written, so a renderer that fails leaves
+    nothing behind (not even ``out_dir``). The files and the marker ``.future-audit-run`` are
+    then written and fsynced into a staging folder beside ``out_dir``
+    (``.<name>.staging-<uuid>``), which replaces ``out_dir`` in one step: on Linux the two
+    folders are exchanged with ``renameat2(RENAME_EXCHANGE)``; elsewhere ``out_dir`` is
+    renamed aside and the staging folder renamed into place. Readers see the complete previous
+    set or the complete new one, and no file of an earlier run is left beside the new ones.
+    Files already in ``out_dir`` that were written from the same run (the same provenance,
+    e.g. when ``future-audit report`` re-renders next to results.json) are carried into the
+    new set.
 
     Parameters
     ----------
     result : AuditResult
         The audit to report.
     out_dir : path
-        Folder for the reports; created (with parents) if missing.
+        Folder for the reports; created (with parents) if missing. An existing folder must
+        hold only report files of future-audit (see :func:`check_output_folder`).
     formats : iterable of str
         Any of ``"html"`` (report.html), ``"json"`` (results.json), ``"junit"`` (junit.xml),
         ``"md"`` (summary.md), ``"pdf"`` (report.pdf, needs the ``pdf`` extra) and
@@ -98,7 +101,9 @@ def write_reports(result: AuditResult, out_dir: str | os.PathLike, formats: Iter
     Raises
     ------
     ConfigError
-        A format is not one of the above.
+        A format is not one of the above; ``out_dir`` cannot be used (see
+        :func:`check_output_folder`); or writing failed (no space left, read-only file system,
+        permission denied): the previous set is left as it was and the staging folder removed.
     MissingExtraError
         ``"pdf"`` was asked for, WeasyPrint is not installed and the configuration does not
         allow continuing without it. Nothing is written.
@@ -118,9 +123,8 @@ def write_reports(result: AuditResult, out_dir: str | os.PathLike, formats: Iter
             if fmt == "pdf" and _continue_without_pdf(result):
                 continue
             raise
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return {fmt: write_atomic(out / FILE_NAMES[fmt], text) for fmt, text in texts.items()}
+    out = write_set(out_dir, {FILE_NAMES[fmt]: text for fmt, text in texts.items()}, result.provenance)
+    return {fmt: out / FILE_NAMES[fmt] for fmt in texts}
 
 
 def load_result(path: str | os.PathLike) -> AuditResult:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -18,7 +19,7 @@ from audit.report import (
     write_atomic,
     write_reports,
 )
-from audit.report import files
+from audit.report import files, report_set
 
 ALL = {"html": "report.html", "json": "results.json", "junit": "junit.xml", "md": "summary.md"}
 
@@ -27,7 +28,9 @@ def test_writes_exactly_the_requested_files(tmp_path, result):
     out = tmp_path / "a" / "b"
     written = write_reports(result, out, ["html", "json", "junit", "md"])
     assert {k: p.name for k, p in written.items()} == ALL
-    assert sorted(p.name for p in out.iterdir()) == sorted(ALL.values())  # no temp files left
+    # No temp files left, and the marker that makes the folder a report set.
+    assert sorted(p.name for p in out.iterdir()) == sorted([*ALL.values(), files.MARKER])
+    assert not list(out.parent.glob(f".{out.name}.*"))  # no staging folder either
     assert (out / "report.html").read_text(encoding="utf-8") == render_html(result)
     assert (out / "summary.md").read_text(encoding="utf-8") == render_markdown(result)
     assert (out / "junit.xml").read_text(encoding="utf-8") == render_junit(result)
@@ -37,7 +40,7 @@ def test_writes_exactly_the_requested_files(tmp_path, result):
 def test_only_requested_formats(tmp_path, result):
     written = write_reports(result, tmp_path, ("JUnit", "md", "md"))
     assert list(written) == ["junit", "md"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["junit.xml", "summary.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [files.MARKER, "junit.xml", "summary.md"]
 
 
 def test_unknown_format_is_a_config_error(tmp_path, result):
@@ -59,14 +62,15 @@ def test_a_failing_renderer_leaves_nothing_behind(tmp_path, result, monkeypatch)
 def test_a_failing_write_keeps_the_old_file_and_no_temp(tmp_path, result, monkeypatch):
     (tmp_path / "summary.md").write_text("old", encoding="utf-8")
 
-    def no_replace(src, dst):
-        raise OSError("disk full")
+    def disk_full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(files.os, "replace", no_replace)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(report_set, "_write_file", disk_full)
+    with pytest.raises(ConfigError, match="No space left on device"):
         write_reports(result, tmp_path, ["md"])
     assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]
     assert (tmp_path / "summary.md").read_text(encoding="utf-8") == "old"
+    assert not list(tmp_path.parent.glob(f".{tmp_path.name}.*"))
 
 
 def test_files_are_not_private_to_the_writer(tmp_path, result):
@@ -141,7 +145,7 @@ def test_pdf_without_weasyprint(tmp_path, result, monkeypatch):
     config = {**result.config, "report": {"min_cell": 10, "continue_without_pdf": True}}
     written = write_reports(replace(result, config=config), tmp_path / "out", ["md", "pdf"])
     assert list(written) == ["md"]
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["summary.md"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [files.MARKER, "summary.md"]
 
 
 def test_write_atomic_text_and_bytes(tmp_path):
