@@ -18,6 +18,7 @@ from audit.report.formatting import (
     min_cell,
     scalar_text,
 )
+from audit.report.text import shorten
 from audit.report.view import status_symbol
 
 FINISHED_KEYS = ("finished_at", "ended_at", "end_time", "finished")
@@ -233,7 +234,7 @@ def gate_view(g: GateResult, limit: int) -> GateView:
     checks = tuple(
         CheckView(
             group=group_label(c.group),
-            label=c.label or "",
+            label=shorten(c.label or ""),
             reference=c.reference or "",
             value=check_text(metric_id, c.value, c.ci, c.suppressed, limit),
             status=str(c.status),

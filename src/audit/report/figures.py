@@ -15,6 +15,7 @@ import warnings
 from dataclasses import replace
 
 from audit.report.formatting import display_name, is_rate
+from audit.report.text import display_label
 from audit.report.view import ForestData
 
 # Okabe–Ito, safe for the common colour-vision deficiencies.
@@ -36,7 +37,9 @@ MAX_ROWS = 30
 
 
 def _short(label: str) -> str:
-    return label if len(label) <= _MAX_LABEL else label[: _MAX_LABEL - 1] + "…"
+    """A group label as the plot shows it: no control characters (the SVG must stay XML)
+    nor bidi controls, at most 40 characters (the table has the label as the report shows it)."""
+    return display_label(label, _MAX_LABEL)
 
 
 def _limits(data: ForestData) -> tuple[float, float] | None:
@@ -105,7 +108,7 @@ def forest_svg(data: ForestData, xlim: tuple[float, float] | None = None) -> str
             ax.set_xlim(*xlim)
         if rate:
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v * 100:.0f}%"))
-        ax.set_xlabel(display_name(data.metric_id), parse_math=False)
+        ax.set_xlabel(display_label(display_name(data.metric_id)), parse_math=False)
         ax.grid(axis="x", color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
         for side in ("top", "right"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from audit.core.results import AuditResult, Metric
+from audit.report.text import shorten
 
 DEFAULT_MIN_CELL = 10
 
@@ -108,10 +109,14 @@ def display_name(metric_id: str) -> str:
 
 
 def group_label(group: dict[str, str] | None) -> str:
-    """Same text as :attr:`Metric.group_label`, for findings, gate checks and references."""
+    """:attr:`Metric.group_label` for display: ``sex=F, age_band=60-80`` or ``overall``, each
+    column and value shortened to :data:`~audit.report.text.DISPLAY_LIMIT` characters.
+
+    Bidi controls are kept for the output to handle (:mod:`audit.report.text`).
+    """
     if not group:
         return "overall"
-    return ", ".join(f"{k}={v}" for k, v in group.items())
+    return ", ".join(f"{shorten(k)}={shorten(v)}" for k, v in group.items())
 
 
 def _r(x: float, digits: int) -> float:

@@ -14,6 +14,7 @@ from audit.report.formatting import base_id, display_name, fmt_number, min_cell
 from audit.report.methods import SUPPRESSION_RULE, MethodsView, methods_view
 from audit.report.suppression import for_display
 from audit.report.templates import environment
+from audit.report.text import Names, shorten
 from audit.report.verdict import NOT_ASSESSED, status_reason, verdict_rows
 from audit.report.view import (
     GapRow,
@@ -69,9 +70,9 @@ def _figure(table: GroupTable) -> Figure | None:
     if not svgs and not forest.suppressed and not forest.undefined:
         return None
     name = display_name(forest.metric_id)
-    what = f"{name} by {' × '.join(table.grouping)}"
+    what = f"{name} by {' × '.join(map(shorten, table.grouping))}"
     if table.label is not None:
-        what += f" ({table.label})"
+        what += f" ({shorten(table.label)})"
     caption = f"{what}. Dots: estimate per group; whiskers: confidence interval"
     if forest.overall is not None:
         caption += f"; dashed line: overall ({fmt_number(forest.metric_id, forest.overall)})"
@@ -129,11 +130,15 @@ def html_context(result: AuditResult, *, for_pdf: bool = False) -> dict[str, Any
     head = context.header(result)
     checklists = checklist_views(result)
     plugins = [plugin_view(p, limit) for p in result.plugins]
+    names = Names.of(result)
     return {
         **head,
         "for_pdf": for_pdf,
+        # Free text of plugins and gates, with the names of the data in it shortened and
+        # isolated: ``{{ prose(f.message) }}`` (see audit.report.text).
+        "prose": names.html,
         "status_reason": status_reason(result, context.fail_on(result)),
-        "verdict": verdict_rows(result, attested_by_principle(checklists)),
+        "verdict": verdict_rows(result, attested_by_principle(checklists), names),
         "not_assessed": NOT_ASSESSED,
         "plugins": plugins,
         "gates": [context.gate_view(g, limit) for g in result.gates],
@@ -173,7 +178,10 @@ def render_html(result: AuditResult, *, for_pdf: bool = False) -> str:
 
     The page has inline CSS (Okabe–Ito colours, a print stylesheet), no scripts and no
     external resources; figures are embedded SVG data URIs. Every string from the result is
-    escaped, links given in attestations are shown as text, and suppressed cells
+    cleaned of control and bidi characters and escaped; a name of the data (group, column,
+    label, file) is shown with at most 80 characters and, when it could change the direction
+    of the text around it, isolated in ``<bdi>`` (:mod:`audit.report.text`). Links given in
+    attestations are shown as text, and suppressed cells
     (``Metric.suppressed``, ``GateCheck.suppressed``) show only ``suppressed (< min_cell)``.
 
     Parameters

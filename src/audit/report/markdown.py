@@ -1,9 +1,10 @@
 """summary.md: a compact summary for a pull-request comment or ``$GITHUB_STEP_SUMMARY``.
 
 Plain Markdown without HTML. Every string that comes from the data (group names, messages,
-expressions) goes through :func:`md_escape`: Markdown punctuation is backslash-escaped and
-``<``, ``>``, ``&`` become entities, so a group name can neither break a table nor inject
-a link, an image or a tag.
+expressions) goes through :func:`md_escape`: control and bidi characters are removed,
+Markdown punctuation is backslash-escaped and ``<``, ``>``, ``&`` become entities, so a
+group name can neither break a table, reorder a sentence nor inject a link, an image or a
+tag. Names are shown shortened, in tables and in messages (:mod:`audit.report.text`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from audit.core.results import AuditResult, PluginResult
 from audit.report import context
 from audit.report.formatting import display_name, min_cell
 from audit.report.suppression import for_display
+from audit.report.text import clean, for_plain_text
 from audit.report.view import group_tables, key_metric_for
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}|~!#])")
@@ -28,8 +30,9 @@ _ICON = {
 
 
 def md_escape(text: object) -> str:
-    """Make any string inert inside Markdown text and table cells (one line)."""
-    s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Make any string inert inside Markdown text and table cells (one line), without
+    control or bidi characters (:func:`~audit.report.text.clean`)."""
+    s = clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = _MD_SPECIAL.sub(r"\\\1", s)
     return " ".join(s.split())
 
@@ -85,7 +88,7 @@ def render_markdown(result: AuditResult) -> str:
     metric (``underdiagnosis_rate``, else ``fnr``) per group. Suppressed cells show only
     ``suppressed (< min_cell)``.
     """
-    result = for_display(result)
+    result = for_plain_text(for_display(result))
     limit = min_cell(result)
     head = context.header(result)
     lines = [
@@ -111,7 +114,7 @@ def render_markdown(result: AuditResult) -> str:
     if result.gates:
         rows = [
             [
-                f"`{g.expression.replace('`', '')}`".replace("|", "\\|"),
+                f"`{clean(g.expression).replace('`', '')}`".replace("|", "\\|"),
                 _status(str(g.status)),
                 md_escape(g.policy),
                 md_escape(g.message),

@@ -6,7 +6,8 @@ provenance. What the audit measured comes from the result; what only the team ca
 (intended use, data sources, known limitations) comes from the attestations, and where an
 answer is missing the card says which checklist item to answer. Suppression is applied as in
 every human-readable report; links given in attestations are written as code, so no Markdown
-viewer turns them into something to click.
+viewer turns them into something to click. Text from the data is cleaned of control and bidi
+characters and names are shortened, as in summary.md (:mod:`audit.report.text`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from audit.core.results import AuditResult, PluginResult, Status
 from audit.errors import AuditError
 from audit.report import context
 from audit.report.checklist_view import checklist_views
-from audit.report.formatting import display_name, metric_text, min_cell, suppressed_text
+from audit.report.formatting import display_name, group_label, metric_text, min_cell, suppressed_text
 from audit.report.markdown import md_escape
 from audit.report.suppression import for_display
+from audit.report.text import clean, for_plain_text, shorten
 from audit.report.verdict import NOT_ASSESSED, verdict_rows
 from audit.report.view import COLUMN_ORDER, group_tables, key_metric_for
 
@@ -45,7 +47,7 @@ _DATE_KEYS = ("dates", "date_range", "period", "time_range", "first_date", "last
 
 def _code(text: str) -> str:
     """Inline code: inert in every Markdown viewer (no autolink, no formatting)."""
-    text = " ".join(str(text).split()).replace("`", "'")
+    text = " ".join(clean(text).split()).replace("`", "'")
     return f"`{text}`"
 
 
@@ -127,7 +129,7 @@ def _dataset_lines(name: str, summary: Mapping, file_ref: context.FileRef | None
                 text = suppressed_text(limit)
             else:
                 text = f"{count / rows * 100:.1f}% ({count:,} of {rows:,})"
-            lines.append(f"  - Prevalence of {md_escape(label)}: {md_escape(text)}")
+            lines.append(f"  - Prevalence of {md_escape(shorten(label))}: {md_escape(text)}")
     for key in _DATE_KEYS:
         if summary.get(key) is not None:
             lines.append(f"  - {md_escape(key.replace('_', ' ').capitalize())}: {md_escape(summary[key])}")
@@ -145,7 +147,7 @@ def _data_lines(result: AuditResult, limit: int) -> list[str]:
                                 (head["reference_files"] or [None])[0], limit)
     sensitive = summary.get("sensitive")
     if isinstance(sensitive, list | tuple) and sensitive:
-        lines.append(f"- Attributes audited for fairness: {md_escape(', '.join(map(str, sensitive)))}")
+        lines.append(f"- Attributes audited for fairness: {md_escape(', '.join(map(shorten, sensitive)))}")
     answers = _answers(result, DATA_ITEMS)
     if answers:
         lines += ["", "Stated by the team:", "", *_answer_lines(answers)]
@@ -199,7 +201,8 @@ def _limitations(result: AuditResult, limit: int) -> list[str]:
         if plugin.status in _NOT_RUN:
             continue
         under = list(dict.fromkeys(
-            m.group_label for m in plugin.metrics if m.group and "under_powered" in m.flags and m.reference is None
+            group_label(m.group) for m in plugin.metrics
+            if m.group and "under_powered" in m.flags and m.reference is None
         ))
         if under:
             n, pos = plugin.settings.get("min_group_n"), plugin.settings.get("min_positives")
@@ -272,7 +275,7 @@ def render_model_card(result: AuditResult) -> str:
     warnings, principles not assessed, open checklist items, attested limitations) and
     Provenance. Suppressed values show only ``suppressed (< min_cell)``.
     """
-    result = for_display(result)
+    result = for_plain_text(for_display(result))
     limit = min_cell(result)
     head = context.header(result)
     ran = [p for p in result.plugins if p.status not in _NOT_RUN]

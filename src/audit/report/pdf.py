@@ -1,45 +1,110 @@
-"""report.pdf: report.html printed by WeasyPrint (the ``pdf`` extra), with its print stylesheet."""
+"""report.pdf: report.html printed by WeasyPrint (the ``pdf`` extra), with its print stylesheet.
+
+The layout runs in a child process of the same interpreter (:mod:`audit.report.pdf_layout`)
+with a time limit, :data:`LAYOUT_TIMEOUT_S` seconds or the environment variable
+:data:`TIMEOUT_ENV`: WeasyPrint's line breaking can take minutes on pathological text (1 KB
+group names took 85 s), and a report must not hang a CI job. Starting the child costs about a
+second (it imports WeasyPrint), paid only for the PDF.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import audit
 from audit.core.results import AuditResult
-from audit.errors import MissingExtraError
+from audit.errors import ConfigError, InputError, MissingExtraError
 from audit.report.html import render_html
 
-
-def _data_only_fetcher():
-    """A URL fetcher that loads data: URIs and refuses everything else (nothing to fetch)."""
-    try:  # WeasyPrint >= 66
-        from weasyprint.urls import URLFetcher
-
-        return URLFetcher(allowed_protocols=("data",))
-    except ImportError:
-        from weasyprint import default_url_fetcher
-
-        def fetch(url: str, *args, **kwargs):
-            if not url.startswith("data:"):
-                raise ValueError(f"report.pdf does not load external resources ({url[:60]})")
-            return default_url_fetcher(url, *args, **kwargs)
-
-        return fetch
+# Seconds the PDF layout may take: the demo takes a few, 1,000 groups well under a minute.
+LAYOUT_TIMEOUT_S = 120.0
+TIMEOUT_ENV = "FUTURE_AUDIT_PDF_TIMEOUT"
 
 
-def render_pdf(result: AuditResult) -> bytes:
+def layout_timeout() -> float:
+    """The time limit of the PDF layout, in seconds: ``$FUTURE_AUDIT_PDF_TIMEOUT`` if set,
+    else :data:`LAYOUT_TIMEOUT_S`.
+
+    Raises
+    ------
+    ConfigError
+        The environment variable is not a positive number.
+    """
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return LAYOUT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{TIMEOUT_ENV}: expected a number of seconds > 0, got {raw!r}.")
+    return value
+
+
+def _child_env() -> dict[str, str]:
+    # The child imports audit.report.pdf_layout from where this process found audit, also
+    # when that is a source tree on sys.path rather than an installed package.
+    env = dict(os.environ)
+    root = str(Path(audit.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _layout(html: str, limit: float) -> bytes:
+    # -P: the working directory is not put on sys.path, so a file there named like a module
+    # WeasyPrint imports (html.py, weasyprint.py) cannot shadow it.
+    command = [sys.executable, "-P", "-m", "audit.report.pdf_layout"]
+    try:
+        done = subprocess.run(
+            command, input=html.encode("utf-8"), capture_output=True, timeout=limit, env=_child_env(), check=False
+        )
+    except subprocess.TimeoutExpired:  # subprocess.run has killed and reaped the child
+        raise InputError(
+            f"report.pdf: layout did not finish within {limit:g} s (very long group names or many "
+            "groups?). The other formats do not need it: re-run without the PDF (e.g. --format "
+            f"html,json,md), or allow more time with the environment variable {TIMEOUT_ENV}=<seconds>."
+        ) from None
+    if done.returncode != 0 or not done.stdout.startswith(b"%PDF"):
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise RuntimeError(
+            f"report.pdf: WeasyPrint failed (exit code {done.returncode}): {lines[-1] if lines else 'no output'}"
+        )
+    return done.stdout
+
+
+def render_pdf(result: AuditResult, *, timeout: float | None = None) -> bytes:
     """Render :func:`render_html`'s page as PDF (A4, "Page N of M", contents with page numbers).
 
     The PDF variant of the page (``for_pdf=True``) has every collapsible section open and a
     table of contents; its numbers are those of report.html. Figures stay SVG, loaded from
-    their data URIs; nothing else is fetched.
+    their data URIs; nothing else is fetched. WeasyPrint runs in a child process, stopped
+    after ``timeout`` seconds.
+
+    Parameters
+    ----------
+    result : AuditResult
+        The audit to render.
+    timeout : float, optional
+        Seconds the layout may take; default :func:`layout_timeout` (120 s, or
+        ``$FUTURE_AUDIT_PDF_TIMEOUT``).
 
     Raises
     ------
     MissingExtraError
         WeasyPrint (``pip install 'future-audit[pdf]'``) is not installed or cannot load its
         system libraries.
+    InputError
+        The layout did not finish in time (the child process is killed).
+    ConfigError
+        ``$FUTURE_AUDIT_PDF_TIMEOUT`` is not a positive number.
     """
     try:
-        import weasyprint
+        import weasyprint  # noqa: F401  (here, so that a missing extra is told as such)
     except (ImportError, OSError):
         raise MissingExtraError("weasyprint", "pdf", "The PDF report") from None
-    html = render_html(result, for_pdf=True)
-    return weasyprint.HTML(string=html, url_fetcher=_data_only_fetcher()).write_pdf()
+    limit = layout_timeout() if timeout is None else timeout
+    return _layout(render_html(result, for_pdf=True), limit)

@@ -7,15 +7,22 @@ sensitive attribute, as in "Among patients with covid=1, the model missed 16.5% 
 11.3%–22.2%) of gender=female and 10.8% (6.1%–15.8%) of gender=male". Suppressed
 values never appear: the caller passes a result already through
 :func:`~audit.report.suppression.for_display`, and suppressed groups are left out here.
+
+A sentence is built as parts, text and the names of the data (:class:`~audit.report.text.Name`),
+so that HTML isolates each name (a right-to-left group name cannot reorder the numbers
+after it) and plain text cleans it (:attr:`VerdictRow.html`, :attr:`VerdictRow.sentence`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from markupsafe import Markup
+
 from audit.core.results import AuditResult, Metric, PluginResult, Status, worst_status
 from audit.report.anchors import plugin_anchor
 from audit.report.formatting import base_id, fmt_interval, fmt_number, group_label, is_rate
+from audit.report.text import Name, Names, Part, phrase_html, phrase_text, shorten
 from audit.report.view import key_metric_for, status_symbol
 
 PRINCIPLES = ("Fairness", "Universality", "Traceability", "Usability", "Robustness", "Explainability")
@@ -30,9 +37,20 @@ class VerdictRow:
     principle: str
     status: str  # a Status value or NOT_ASSESSED
     symbol: str
-    sentence: str
+    sentence: str  # plain text (phrase_text of parts)
     note: str = ""
     anchor: str = ""  # the section with the details, when a plugin ran
+    parts: tuple[Part, ...] = ()  # the sentence as text and names
+
+    @property
+    def html(self) -> Markup:
+        """The sentence for HTML: escaped, every name of the data isolated where it needs it."""
+        return phrase_html(self.parts or (self.sentence,))
+
+
+def _row(principle: str, status: str, symbol: str, parts: tuple[Part, ...], note: str = "",
+         anchor: str = "") -> VerdictRow:
+    return VerdictRow(principle, status, symbol, phrase_text(parts), note, anchor, parts)
 
 
 def _installed_plugins(result: AuditResult) -> set[str]:
@@ -71,8 +89,14 @@ def fairness_sentence(plugin: PluginResult) -> str | None:
     Built from the key metric (``fnr``, or ``underdiagnosis_rate`` in multi-label mode) per
     group of the first sensitive attribute; suppressed groups are counted, never shown. A
     second sentence names the largest gap to the best group over every grouping (powered
-    groups first).
+    groups first). Names of the data are cleaned and shortened (:mod:`audit.report.text`).
     """
+    parts = fairness_parts(plugin)
+    return None if parts is None else phrase_text(parts)
+
+
+def fairness_parts(plugin: PluginResult) -> tuple[Part, ...] | None:
+    """:func:`fairness_sentence` as parts: text, and each group or label name a :class:`Name`."""
     key = key_metric_for(plugin, {m.id for m in plugin.metrics})
     if key not in ("fnr", "underdiagnosis_rate"):
         return None
@@ -88,29 +112,31 @@ def fairness_sentence(plugin: PluginResult) -> str | None:
     if not shown:
         return None
     hidden = sum(m.suppressed for m in rates)
+    parts: list[Part]
     if key == "underdiagnosis_rate":
-        lead = "Among cases with at least one finding, the model called 'no finding' for"
+        parts = ["Among cases with at least one finding, the model called 'no finding' for "]
     else:
         labels = plugin.settings.get("labels")
-        outcome = (
-            f"patients with {labels[0]}=1"
-            if isinstance(labels, list) and len(labels) == 1
-            else "patients who had the condition"
-        )
-        lead = f"Among {outcome}, the model missed"
+        if isinstance(labels, list) and len(labels) == 1:
+            parts = ["Among patients with ", Name(shorten(labels[0])), "=1, the model missed "]
+        else:
+            parts = ["Among patients who had the condition, the model missed "]
     if len(shown) <= MAX_NAMED_GROUPS:
-        parts = [f"{_value_with_ci(m, i == 0)} of {group_label(m.group)}" for i, m in enumerate(shown)]
-        body = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+        for i, m in enumerate(shown):
+            if i:
+                parts.append(" and " if i == len(shown) - 1 else ", ")
+            parts += [f"{_value_with_ci(m, i == 0)} of ", Name(group_label(m.group))]
     else:
         low = min(shown, key=lambda m: m.value)
         high = max(shown, key=lambda m: m.value)
-        body = (
-            f"from {_value_with_ci(low, True)} of {group_label(low.group)} to "
-            f"{_value_with_ci(high, False)} of {group_label(high.group)}, across {len(shown)} groups"
-        )
-    sentence = f"{lead} {body}."
+        parts += [
+            f"from {_value_with_ci(low, True)} of ", Name(group_label(low.group)),
+            f" to {_value_with_ci(high, False)} of ", Name(group_label(high.group)),
+            f", across {len(shown)} groups",
+        ]
+    parts.append(".")
     if hidden:
-        sentence += f" {hidden} small group{'s' if hidden > 1 else ''} not shown (suppressed)."
+        parts.append(f" {hidden} small group{'s' if hidden > 1 else ''} not shown (suppressed).")
     gaps = [
         m
         for m in plugin.metrics
@@ -119,8 +145,8 @@ def fairness_sentence(plugin: PluginResult) -> str | None:
     powered = [g for g in gaps if "under_powered" not in g.flags]
     worst = max(powered or gaps, key=lambda g: g.value, default=None)
     if worst is not None and worst.value > 0:
-        sentence += f" Largest gap to the best group: {group_label(worst.group)}, {_gap_text(worst)}."
-    return sentence
+        parts += [" Largest gap to the best group: ", Name(group_label(worst.group)), f", {_gap_text(worst)}."]
+    return tuple(parts)
 
 
 def _gap_text(gap: Metric) -> str:
@@ -137,21 +163,22 @@ def _gap_text(gap: Metric) -> str:
     return text
 
 
-def _plugin_sentence(plugin: PluginResult) -> str:
+def _plugin_sentence(plugin: PluginResult, names: Names) -> tuple[Part, ...]:
+    """The plugin's sentence; a plugin's own text goes through ``names`` (names found in it)."""
     if plugin.status == Status.ERROR:
-        return f"The check failed: {plugin.error or plugin.summary}"
+        return ("The check failed: ", *names.split(plugin.error or plugin.summary))
     if plugin.status == Status.SKIPPED:
-        return plugin.summary
+        return names.split(plugin.summary)
     if plugin.principle.lower() == "fairness":
-        sentence = fairness_sentence(plugin)
-        if sentence:
-            return sentence
+        parts = fairness_parts(plugin)
+        if parts:
+            return parts
     for finding in plugin.findings:
         if finding.status != Status.PASS:
-            return finding.message
+            return names.split(finding.message)
     if plugin.findings:
-        return plugin.findings[0].message
-    return plugin.summary
+        return names.split(plugin.findings[0].message)
+    return names.split(plugin.summary)
 
 
 def _not_assessed(principle: str, installed: set[str]) -> str:
@@ -171,13 +198,17 @@ def _not_assessed(principle: str, installed: set[str]) -> str:
     return sentence
 
 
-def verdict_rows(result: AuditResult, attested: dict[str, tuple[int, int]] | None = None) -> list[VerdictRow]:
+def verdict_rows(
+    result: AuditResult, attested: dict[str, tuple[int, int]] | None = None, names: Names | None = None
+) -> list[VerdictRow]:
     """One row per FUTURE-AI principle (and per other principle a plugin named), in order.
 
     ``attested`` maps a principle to (answered, total) FUTURE-AI recommendations, for the
-    note of a principle no plugin assessed.
+    note of a principle no plugin assessed; ``names`` are the result's names that need care
+    (default: :meth:`Names.of` the result).
     """
     attested = attested or {}
+    names = Names.of(result) if names is None else names
     by_principle: dict[str, list[PluginResult]] = {}
     for plugin in result.plugins:
         name = next((p for p in PRINCIPLES if p.lower() == plugin.principle.strip().lower()), plugin.principle)
@@ -192,20 +223,22 @@ def verdict_rows(result: AuditResult, attested: dict[str, tuple[int, int]] | Non
         if total:
             note = f"FUTURE-AI {principle}: {answered} of {total} recommendations answered in the attestations."
         if not plugins:
-            rows.append(VerdictRow(principle, NOT_ASSESSED, "–", _not_assessed(principle, installed), note))
+            rows.append(_row(principle, NOT_ASSESSED, "–", (_not_assessed(principle, installed),), note))
             continue
         ran = [p for p in plugins if p.status not in _NOT_RUN]
         status = worst_status(p.status for p in (ran or plugins))
         if len(plugins) == 1:
-            sentence = _plugin_sentence(plugins[0])
+            parts = _plugin_sentence(plugins[0], names)
         else:
-            sentence = " ".join(f"{p.plugin}: {_plugin_sentence(p)}" for p in plugins)
+            parts = ()
+            for i, p in enumerate(plugins):
+                parts += (" " if i else "", f"{p.plugin}: ", *_plugin_sentence(p, names))
         rows.append(
-            VerdictRow(
+            _row(
                 principle,
                 str(status),
                 status_symbol(status),
-                sentence,
+                parts,
                 note if status == Status.SKIPPED else "",
                 plugin_anchor(plugins[0].plugin),
             )

@@ -23,6 +23,7 @@ from audit.report.formatting import (
     metric_parts,
     suppressed_text,
 )
+from audit.report.text import shorten
 
 # Preferred column order; ids not listed follow in the order the plugin emitted them.
 COLUMN_ORDER = (
@@ -190,7 +191,7 @@ def _table(
     for m in metrics:
         k = _group_key(m.group)
         by_group.setdefault(k, {}).setdefault(m.id, m)
-        labels.setdefault(k, m.group_label)
+        labels.setdefault(k, group_label(m.group))
 
     rows = []
     for k, row_metrics in by_group.items():
@@ -203,9 +204,9 @@ def _table(
         rows.append(Row(labels[k], tuple(cells), flags, overall=not k, suppressed=suppressed))
 
     forest = _forest(key, by_group, labels) if key and grouped else None
-    title_parts = [" × ".join(grouping) if grouping else "overall"]
+    title_parts = [" × ".join(map(shorten, grouping)) if grouping else "overall"]
     if label is not None:
-        title_parts.insert(0, label)
+        title_parts.insert(0, shorten(label))
     return GroupTable(
         title=" — ".join(title_parts),
         label=label,
@@ -278,8 +279,8 @@ def gap_rows(plugin: PluginResult, limit: int) -> list[GapRow]:
             GapRow(
                 metric_id=m.id,
                 metric=display_name(m.id),
-                label=m.label,
-                group=m.group_label,
+                label=None if m.label is None else shorten(m.label),
+                group=group_label(m.group),
                 reference=ref,
                 estimate=_metric_cell(m, limit),
                 p_value=p_value,
