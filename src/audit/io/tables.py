@@ -1,12 +1,15 @@
 """Tabular datasets: read CSV/Parquet, check the configured columns, derive bins.
 
-Only configured columns are kept, so nothing else can leak into an output. Every problem
-is reported as one :class:`~audit.errors.InputError` line naming the file and column.
+Only configured columns are parsed (the header is read first, to name missing or repeated
+columns), so nothing else can leak into an output or cost memory. Sensitive attributes must
+name groups: never all missing, never identifier-like, at most ``data.max_groups`` of them.
+Every problem is reported as one :class:`~audit.errors.InputError` line naming the file and column.
 """
 
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,9 +19,24 @@ import pandas as pd
 from audit.core.config import BinSpec, DataConfig
 from audit.errors import InputError
 
+# The group of rows whose attribute is missing. A cell holding this text literally is refused
+# (see _check_sensitive) rather than merged with the empty cells or silently renamed.
 MISSING_GROUP = "(missing)"
 _CSV = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")
 _PARQUET = (".parquet", ".pq")
+# pandas' default missing-value strings (pandas.read_csv, na_values), kept for the numeric roles
+# (label, score, features, time, binned columns); categorical columns treat only empty cells
+# (and data.na_values) as missing, so a category called "None" or "NA" stays a category.
+DEFAULT_NA = (
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+    "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+)
+_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
+# A categorical column looks like an identifier when it has more distinct values than this share
+# of the rows (of the patients, with data.id), and at least MIN_ID_VALUES of them: a toy file of
+# four rows and four categories is not an identifier.
+ID_SHARE = 0.5
+MIN_ID_VALUES = 20
 
 
 @dataclass(frozen=True)
@@ -54,8 +72,11 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file, with one-line errors for the usual ways it goes wrong."""
+def _is_parquet(path: Path) -> bool:
+    return path.name.lower().endswith(_PARQUET)
+
+
+def _check_file(path: Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise InputError(f"Data file not found: {path}. Check data.path / --data.")
@@ -64,31 +85,145 @@ def read_table(path: Path) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty (0 bytes); expected a CSV or Parquet table with a header and rows.")
     name = path.name.lower()
+    if not (name.endswith(_PARQUET) or name.endswith(_CSV) or "." not in name):
+        raise InputError(f"{path}: unsupported file type '{path.suffix}'; expected .csv, .tsv or .parquet.")
+    return path
+
+
+def _separator(path: Path, delimiter: str | None) -> str:
+    if delimiter is not None:
+        return delimiter
+    return "\t" if ".tsv" in path.name.lower() else ","
+
+
+@contextmanager
+def _readable(path: Path):
+    """Turn the parsers' exceptions into one InputError line naming the file."""
     try:
-        if name.endswith(_PARQUET):
-            frame = pd.read_parquet(path)
-        elif name.endswith(_CSV) or "." not in name:
-            sep = "\t" if ".tsv" in name else ","
-            frame = pd.read_csv(path, sep=sep, low_memory=False)
-        else:
-            raise InputError(
-                f"{path}: unsupported file type '{path.suffix}'; expected .csv, .tsv or .parquet."
-            )
+        yield
     except InputError:
         raise
     except pd.errors.EmptyDataError:
         raise InputError(f"{path} has no columns; expected a CSV table with a header row.") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
-        kind = "Parquet" if name.endswith(_PARQUET) else "CSV"
+        kind = "Parquet" if _is_parquet(path) else "CSV"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path} is not a readable {kind} table ({first}).") from None
+
+
+def delimiter_hint(names: list[str], sep: str) -> str | None:
+    """The separator a header seems to use instead of ``sep`` (as a ``data.delimiter`` value)."""
+    text = "".join(names)
+    for char in _DELIMITERS:
+        if char != sep and text.count(char) >= max(1, len(names)):
+            return char
+    return None
+
+
+def _hint_text(path: Path, char: str) -> str:
+    shown = '"\\t"' if char == "\t" else repr(char)
+    return f"{path} looks {_DELIMITERS[char]}-separated; set data.delimiter = {shown} in the config"
+
+
+def read_header(path: Path, *, delimiter: str | None = None) -> list[str]:
+    """The column names of a CSV or Parquet file, as written (duplicates kept), without its rows."""
+    path = _check_file(path)
+    with _readable(path):
+        if _is_parquet(path):
+            import pyarrow.parquet as pq
+
+            names = [n for n in pq.read_schema(path).names if not n.startswith("__index_level_")]
+        else:
+            sep = _separator(path, delimiter)
+            # header=None: the raw first row, before pandas renames a repeated 'x' to 'x.1'.
+            row = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+            names = [v if v != "" else f"Unnamed: {i}" for i, v in enumerate(row.iloc[0].tolist())] \
+                if len(row) else []
+    if not names:
+        raise InputError(f"{path} has no columns; expected a table with a header row.")
+    if len(names) == 1 and not _is_parquet(path):
+        char = delimiter_hint(names, _separator(path, delimiter))
+        if char is not None:
+            raise InputError(f"{path} has one column ({names[0][:60]!r}): {_hint_text(path, char)}.")
+        if len(names[0]) > 200:
+            raise InputError(f"{path} does not look like a table (one very long column name); expected CSV.")
+    return names
+
+
+def read_table(
+    path: Path,
+    columns: list[str] | None = None,
+    *,
+    delimiter: str | None = None,
+    categorical: tuple[str, ...] | list[str] = (),
+    na_values: tuple[str, ...] | list[str] = (),
+) -> pd.DataFrame:
+    """Read a CSV or Parquet file, with one-line errors for the usual ways it goes wrong.
+
+    Only ``columns`` (default: all) are parsed. In ``categorical`` columns only empty cells and
+    ``na_values`` are missing, so that "None", "NA" or "null" stay categories; the other columns
+    keep pandas' default missing markers.
+    """
+    path = Path(path)
+    header = read_header(path, delimiter=delimiter)
+    if columns is not None:
+        check_columns(path, header, columns, delimiter=delimiter)
+    return _read(path, header, columns, delimiter=delimiter, categorical=categorical, na_values=na_values)
+
+
+def check_columns(path: Path, header: list[str], columns: list[str], *, delimiter: str | None = None) -> None:
+    """Every requested column is in ``header``; else one InputError naming them (and a delimiter hint)."""
+    missing = [c for c in columns if c not in header]
+    if missing:
+        shown = ", ".join(map(str, header[:30])) + (", ..." if len(header) > 30 else "")
+        hint = None if _is_parquet(path) else delimiter_hint(header, _separator(path, delimiter))
+        raise InputError(
+            f"Column{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)} not found in "
+            f"{path} (columns: {shown}). "
+            + (f"{_hint_text(path, hint)}." if hint else "Set the data roles to existing columns.")
+        )
+
+
+def _read(path, header, columns, *, delimiter, categorical, na_values) -> pd.DataFrame:
+    wanted = list(header) if columns is None else list(dict.fromkeys(columns))
+    twice = sorted({c for c in header if c in wanted and header.count(c) > 1})
+    if twice:
+        raise InputError(
+            f"{path} has several columns named {', '.join(repr(c) for c in twice)}; rename them in the "
+            "header so each name is used once (pandas would silently call the second one "
+            f"'{twice[0]}.1')."
+        )
+    categorical = [c for c in categorical if c in wanted]
+    markers = [""] + [v for v in na_values if v != ""]
+    with _readable(path):
+        if _is_parquet(path):
+            frame = pd.read_parquet(path, columns=None if columns is None else wanted)
+            for col in categorical:
+                s = frame[col]
+                if not pd.api.types.is_numeric_dtype(s):
+                    frame[col] = s.mask(s.astype("string").isin(markers))
+        elif columns is None and not categorical:
+            frame = pd.read_csv(path, sep=_separator(path, delimiter), low_memory=False)
+        else:
+            na = {c: markers if c in categorical else list(DEFAULT_NA) for c in wanted}
+            frame = pd.read_csv(path, sep=_separator(path, delimiter), usecols=wanted, low_memory=False,
+                                keep_default_na=False, na_values=na)
     if frame.shape[1] == 0:
         raise InputError(f"{path} has no columns; expected a table with a header row.")
     if len(frame) == 0:
         raise InputError(f"{path} has a header but no rows; expected at least one data row.")
-    if frame.shape[1] == 1 and not name.endswith(_PARQUET) and len(frame.columns[0]) > 200:
-        raise InputError(f"{path} does not look like a table (one very long column name); expected CSV.")
-    return frame
+    if columns is None or list(frame.columns) == wanted:
+        return frame
+    return frame.reindex(columns=wanted)  # usecols keeps the file's order; a new frame, not a view
+
+
+def categorical_columns(cfg: DataConfig) -> tuple[str, ...]:
+    """Columns whose values are names (groups, sites, patients): only empty cells are missing."""
+    binned = {b.name for b in cfg.bins}
+    sources = {b.column for b in cfg.bins}
+    cols = [c for c in cfg.sensitive if c not in binned]
+    cols += [c for c in (cfg.site, cfg.id) if c]
+    return tuple(c for c in dict.fromkeys(cols) if c not in sources)
 
 
 def required_columns(cfg: DataConfig, *, need_features: bool) -> list[str]:
@@ -105,21 +240,27 @@ def required_columns(cfg: DataConfig, *, need_features: bool) -> list[str]:
 
 
 def load_dataset(path: Path, cfg: DataConfig, *, name: str, need_features: bool, need_scores: bool) -> Dataset:
-    """Read and validate one table against the data configuration."""
-    raw = read_table(path)
-    n_read = len(raw)
+    """Read and validate one table against the data configuration.
+
+    Only the configured columns are parsed. Sensitive attributes are checked as they load:
+    never all missing, never identifier-like, at most ``data.max_groups`` groups.
+    """
+    path = Path(path)
+    header = read_header(path, delimiter=cfg.delimiter)
+    for spec in cfg.bins:
+        if spec.name != spec.column and spec.name in header:
+            raise InputError(
+                f"data.bins.{spec.column}.name '{spec.name}' is also a column of {path}: the bin of "
+                f"'{spec.column}' would shadow it. Use the existing column '{spec.name}' and remove "
+                f"[data.bins.{spec.column}], or give the bin another name."
+            )
     wanted = required_columns(cfg, need_features=need_features)
     if not need_scores:
         wanted = [c for c in wanted if c not in cfg.score]
-    missing = [c for c in wanted if c not in raw.columns]
-    if missing:
-        shown = ", ".join(map(str, list(raw.columns)[:30])) + (", ..." if raw.shape[1] > 30 else "")
-        raise InputError(
-            f"Column{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)} not found in "
-            f"{path} (columns: {shown}). Set the data roles to existing columns."
-        )
-    frame = raw[wanted].copy()
-    del raw
+    check_columns(path, header, wanted, delimiter=cfg.delimiter)
+    frame = _read(path, header, wanted, delimiter=cfg.delimiter,
+                  categorical=categorical_columns(cfg), na_values=cfg.na_values)
+    n_read = len(frame)
 
     # Missing labels/scores: count them; drop only when asked, and say how many.
     critical = list(cfg.label) + ([c for c in cfg.score] if need_scores else [])
@@ -145,11 +286,26 @@ def load_dataset(path: Path, cfg: DataConfig, *, name: str, need_features: bool,
             frame[col] = _probabilities(frame[col], col, path)
     for spec in cfg.bins:
         frame[spec.name] = _bin(frame[spec.column], spec, path)
-    binned = {b.name for b in cfg.bins}
+    binned = {b.column for b in cfg.bins}
+    bins = {b.name: b for b in cfg.bins}
+    patients = int(frame[cfg.id].nunique()) if cfg.id else None
     for col in cfg.sensitive:
-        if col not in binned:
+        if col in bins:
+            if (frame[col] == MISSING_GROUP).all():
+                raise InputError(
+                    f"Sensitive attribute '{col}' (data.bins.{bins[col].column}) is missing in all "
+                    f"{len(frame)} rows of {path}: column '{bins[col].column}' is empty. Fill it in or "
+                    "remove the attribute from data.sensitive."
+                )
+        else:
             _check_categorical(frame[col], col, path)
+            _check_sensitive(frame[col], col, path, cfg, patients)
+        _check_group_count(frame[col], col, path, cfg.max_groups)
         frame[col] = _categorical(frame[col])
+    if cfg.site and cfg.site not in binned:
+        _check_not_identifier(frame[cfg.site], f"Site column '{cfg.site}'", path, patients, cfg.id,
+                              "not a site; set data.site to the column naming the hospital or clinic"
+                              + ("" if cfg.id else ", or data.id if it identifies patients"))
     if cfg.id:
         frame[cfg.id] = frame[cfg.id].astype("string").fillna(MISSING_GROUP)
     return Dataset(name=name, path=Path(path), frame=frame, sha256=sha256_file(path),
@@ -231,6 +387,50 @@ def _check_categorical(series: pd.Series, col: str, path: Path) -> None:
         raise InputError(
             f"Sensitive attribute '{col}' in {path} is numeric with {series.nunique()} distinct values; "
             f"bin it into groups with [data.bins.{col}] edges = [...] and use the binned name."
+        )
+
+
+def _check_sensitive(series: pd.Series, col: str, path: Path, cfg: DataConfig, patients: int | None) -> None:
+    """An attribute names groups: not all missing, no literal MISSING_GROUP, not an identifier."""
+    present = series.notna()
+    if not present.any():
+        extra = f" or one of data.na_values ({', '.join(map(repr, cfg.na_values))})" if cfg.na_values else ""
+        raise InputError(
+            f"Sensitive attribute '{col}' is missing in all {len(series)} rows of {path} (empty cells{extra}); "
+            "fill it in or remove it from data.sensitive."
+        )
+    if not pd.api.types.is_numeric_dtype(series):
+        literal = int((series[present].astype(str) == MISSING_GROUP).sum())
+        if literal:
+            raise InputError(
+                f"Sensitive attribute '{col}' in {path} holds the text '{MISSING_GROUP}' in {literal} rows, "
+                "the name future-audit gives the group of empty cells: rename that category in the data, "
+                f"or add \"{MISSING_GROUP}\" to data.na_values to count those rows as missing."
+            )
+    _check_not_identifier(series, f"Sensitive attribute '{col}'", path, patients, cfg.id,
+                          "not a group; use a column of a few categories (or merge its values into groups)"
+                          + ("" if cfg.id else ", or set it as data.id if it identifies patients"))
+
+
+def _check_not_identifier(series: pd.Series, what: str, path: Path, patients: int | None,
+                          id_column: str | None, fix: str) -> None:
+    distinct = int(series.nunique(dropna=True))
+    base = patients if patients is not None else len(series)
+    if distinct >= MIN_ID_VALUES and distinct > ID_SHARE * base:
+        who = f" ({patients} patients, data.id '{id_column}')" if patients is not None else ""
+        raise InputError(
+            f"{what} in {path} has {distinct} distinct values for {len(series)} rows{who}: "
+            f"it looks like an identifier, {fix}."
+        )
+
+
+def _check_group_count(series: pd.Series, col: str, path: Path, max_groups: int) -> None:
+    groups = int(series.nunique(dropna=True)) + int(series.isna().any())
+    if groups > max_groups:
+        raise InputError(
+            f"Sensitive attribute '{col}' in {path} has {groups} groups, more than data.max_groups = "
+            f"{max_groups} (reports with that many groups are slow and unreadable). Merge its categories "
+            f"into fewer groups (numbers: bin them with [data.bins.{col}]), or raise data.max_groups."
         )
 
 

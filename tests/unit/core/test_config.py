@@ -55,10 +55,71 @@ def test_invalid_toml_names_the_file(tmp_path):
     ({"data": {**BASE["data"], "bins": {"age": {"edges": [0, 18, 10]}}}}, "strictly increasing"),
     ({"data": {**BASE["data"], "bins": {"age": {"edges": [0, 18, 60], "labels": ["a"]}}}}, "one label per bin"),
     ({"data": {**BASE["data"], "id": "pid", "features": ["pid", "x"]}}, "identifier"),
+    ({"data": {**BASE["data"], "max_groups": 1}}, r"data.max_groups: expected an integer >= 2"),
+    ({"data": {**BASE["data"], "max_groups": "many"}}, r"data.max_groups: expected an integer"),
+    ({"data": {**BASE["data"], "na_values": [1]}}, r"data.na_values: expected a string or a list of strings"),
+    ({"data": {**BASE["data"], "delimiter": ";;"}}, r"data.delimiter: expected one character"),
+    ({"data": {**BASE["data"], "bins": {"age": {"edges": [0, 1, 2], "labels": ["a", "a"]}}}}, "repeats a label"),
 ])
 def test_validation_messages(raw, match):
     with pytest.raises(ConfigError, match=match):
         build(raw)
+
+
+def test_new_data_keys_defaults_and_record():
+    cfg = build(BASE)
+    assert (cfg.data.max_groups, cfg.data.na_values, cfg.data.delimiter) == (100, (), None)
+    cfg = build({"data": {**BASE["data"], "max_groups": 12, "na_values": ["NA", "unknown"], "delimiter": "\t"}})
+    assert cfg.data.na_values == ("NA", "unknown")
+    recorded = cfg.to_dict()["data"]
+    assert (recorded["max_groups"], recorded["na_values"], recorded["delimiter"]) == (12, ["NA", "unknown"], "\t")
+
+
+@pytest.mark.parametrize("role,value,key", [
+    ("sensitive", ["sex", "pid"], "data.sensitive"),
+    ("site", "pid", "data.site"),
+    ("time", "pid", "data.time"),
+    ("label", "pid", "data.label"),
+    ("score", "pid", "data.score"),
+])
+def test_the_identifier_has_no_other_role(role, value, key):
+    raw = {"data": {**BASE["data"], "id": "pid", role: value}}
+    with pytest.raises(ConfigError, match=rf"data.id 'pid' is also {key}; the patient identifier can have no other role"):
+        build(raw)
+
+
+def test_id_given_as_sensitive_by_flags_is_refused():
+    with pytest.raises(ConfigError, match=r"data.id 'pid' is also data.sensitive"):
+        build(BASE, flags={"id": "pid", "sensitive": ["pid"]})
+
+
+@pytest.mark.parametrize("flags,match", [
+    ({"sensitive": ["site", "site"]}, r"data.sensitive lists 'site' more than once"),
+    ({"label": ["y", "y"]}, r"data.label lists 'y' more than once"),
+    ({"features": ["a", "b", "a"]}, r"data.features lists 'a' more than once"),
+    ({"sensitive": ["y"]}, r"Column 'y' is both data.sensitive and data.label"),
+])
+def test_duplicated_roles_are_refused(flags, match):
+    with pytest.raises(ConfigError, match=match):
+        build(BASE, flags=flags)
+
+
+def test_sensitive_may_share_a_column_with_site():
+    # Fairness across hospitals is a legitimate question.
+    cfg = build(BASE, flags={"sensitive": ["site"], "site": "site"})
+    assert cfg.data.sensitive == ("site",) and cfg.data.site == "site"
+
+
+def test_bins_with_the_same_name_are_refused():
+    bins = {"age": {"edges": [0, 50, 120], "name": "band"}, "bmi": {"edges": [0, 30, 90], "name": "band"}}
+    with pytest.raises(ConfigError, match=r"data.bins.age and data.bins.bmi are both named 'band'"):
+        build({"data": {**BASE["data"], "bins": bins}})
+    bins = {"age": {"edges": [0, 50, 120], "name": "bmi"}, "bmi": {"edges": [0, 30, 90]}}
+    with pytest.raises(ConfigError, match=r"data.bins.age.name 'bmi' is the column binned by data.bins.bmi"):
+        build({"data": {**BASE["data"], "bins": bins}})
+    bins = {"age": {"edges": [0, 50, 120], "name": "age"}}
+    with pytest.raises(ConfigError, match=r"replaces the column 'age', which is also data.features"):
+        build({"data": {**BASE["data"], "features": ["age"], "bins": bins}})
 
 
 def test_gates_from_table_and_flags():
