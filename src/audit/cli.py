@@ -49,6 +49,26 @@ def _fail(exc: BaseException, debug: bool) -> None:
     raise typer.Exit(getattr(exc, "exit_code", USAGE_ERROR))
 
 
+def _sigterm_as_interrupt():
+    """Make SIGTERM take the Ctrl-C path until the returned function is called.
+
+    CI cancellation and ``docker stop`` send SIGTERM, whose default ends the process with 143
+    and no cleanup; as KeyboardInterrupt the run says "interrupted", exits 2 and removes its
+    staging folder on the way out.
+    """
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM here
+        return lambda: None
+    # None: the previous handler was not set from Python; the default is the closest one.
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 @app.command()
 def run(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="audit.toml or pyproject.toml with [tool.future-audit].")] = None,
@@ -73,6 +93,7 @@ def run(
     gate: Annotated[list[str] | None, typer.Option(help="Gate, e.g. 'fairness.fnr_gap<=0.05'; repeatable.")] = None,
     gate_policy: Annotated[str | None, typer.Option(help="interval (default) | point.")] = None,
     fail_on: Annotated[str | None, typer.Option(help="Statuses that exit 1: fail (default), inconclusive, warn (comma-separated).")] = None,
+    allow_empty_gates: Annotated[bool, typer.Option("--allow-empty-gates", help="Exit 0 although a gate had no value to judge (by default such a gate exits 1).")] = False,
     plugin: Annotated[list[str] | None, typer.Option(help="Run only this plugin; repeatable.")] = None,
     out: Annotated[str | None, typer.Option(help="Output folder.")] = None,
     format: Annotated[str | None, typer.Option("--format", help="Comma-separated: html,json,junit,md,pdf.")] = None,
@@ -86,6 +107,7 @@ def run(
     """Run the audit and write the reports; exit 0 (gates hold), 1 (a gate failed), 4 (bad input)."""
     from audit.errors import AuditError
 
+    restore_sigterm = _sigterm_as_interrupt()
     try:
         cfg = _resolve_config(
             config,
@@ -96,6 +118,7 @@ def run(
                 "plugins": plugin, "out": out, "formats": format, "min_cell": min_cell,
                 "attestations": attestations, "drop_missing": drop_missing or None, "seed": seed,
                 "continue_without_pdf": continue_without_pdf or None,
+                "allow_empty_gates": allow_empty_gates or None,
             },
             fairness={"threshold": threshold, "operating_point": operating_point, "intersections": intersection,
                       "bootstrap": bootstrap, "seed": seed, "correction": correction,
@@ -107,6 +130,16 @@ def run(
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(2) from None
+    except SystemExit as exc:
+        # Model and plugin calls turn SystemExit into errors; anything that still gets here
+        # must not become the exit code (sys.exit(0) would pass a CI gate with nothing written).
+        if debug:
+            raise
+        typer.echo(f"internal error: the run called sys.exit({exc.code!r}) before the reports were "
+                   "written (re-run with --debug for the traceback)", err=True)
+        raise typer.Exit(INTERNAL_ERROR) from None
+    finally:
+        restore_sigterm()
     raise typer.Exit(code)
 
 
@@ -178,21 +211,27 @@ def _execute(cfg, *, quiet: bool, debug: bool) -> int:
 
 
 def _print_summary(console, result, paths) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
+    from audit.report.text import for_plain_text
+
+    # The same text rules as summary.md (no control or bidi characters, long names cut), and
+    # no rich markup: a group called "[red]" must print as itself.
+    result = for_plain_text(result)
     table = Table(title="future-audit", show_lines=False)
     table.add_column("what")
     table.add_column("status")
     table.add_column("detail", overflow="fold")
     for p in result.plugins:
-        table.add_row(f"plugin {p.plugin}", str(p.status), p.summary)
+        table.add_row(escape(f"plugin {p.plugin}"), str(p.status), escape(p.summary))
     for g in result.gates:
-        table.add_row(f"gate {g.expression}", str(g.status), g.message)
+        table.add_row(escape(f"gate {g.expression}"), str(g.status), escape(g.message))
     console.print(table)
     for w in result.warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}")
     for fmt, path in paths.items():
-        console.print(f"{fmt}: {path}")
+        console.print(escape(f"{fmt}: {path}"))
     console.print(f"exit code {result.exit_code}")
 
 
@@ -314,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return int(exc.exit_code)
         if "--debug" in (argv if argv is not None else sys.argv):
+            raise
+        typer.echo(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)", err=True)
+        return INTERNAL_ERROR
+    except BaseException as exc:  # an odd BaseException from user code: never a silent pass
+        if isinstance(exc, KeyboardInterrupt | SystemExit) or "--debug" in (argv if argv is not None else sys.argv):
             raise
         typer.echo(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)", err=True)
         return INTERNAL_ERROR

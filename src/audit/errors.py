@@ -61,3 +61,17 @@ class MissingExtraError(AuditError, ImportError):
 
 class ChecklistError(AuditError):
     """A checklist or attestation file is missing or invalid."""
+
+
+# What user code (a model, its module, a plugin) may raise. SystemExit is in: a module that
+# calls sys.exit(main()) or parses its arguments at import would otherwise end the audit with
+# that code (exit 0 and no reports). KeyboardInterrupt is not: it is the user stopping the run.
+USER_CODE_ERRORS = (Exception, SystemExit, GeneratorExit)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """``Type: message`` of an exception raised by user code, with a hint for SystemExit."""
+    if isinstance(exc, SystemExit):
+        return (f"SystemExit({exc.code!r}) (it called sys.exit() or parsed command-line "
+                "arguments; model and plugin code must not exit the process)")
+    return f"{type(exc).__name__}: {exc}"

@@ -128,7 +128,9 @@ def test_no_suppressed_cell_of_the_clinics_can_be_recovered(tmp_path, clinics):
     assert not recovered, recovered
     _percentages_published(public)
     text = "".join((out / f).read_text() for f in ("report.html", "summary.md", "junit.xml", "model_card.md"))
-    assert "tiny" in text  # the group is named, its numbers are not
+    # Neither its numbers nor its name: a 7-row group's label is withheld (issue 7).
+    assert "tiny" not in text and "(small group 1)" in text
+    assert "tiny" not in (out / "results.json").read_text()
 
 
 @pytest.mark.slow

@@ -24,12 +24,12 @@ OPERATORS = ("<=", ">=", "<", ">")
 _SECTIONS = {"data", "model", "report", "gates", "run"}
 _DATA_KEYS = {
     "path", "reference", "label", "id", "sensitive", "site", "time", "features", "score",
-    "bins", "drop_missing",
+    "bins", "drop_missing", "max_groups", "na_values", "delimiter",
 }
 _MODEL_KEYS = {"path", "trusted_types"}
 _REPORT_KEYS = {"out", "formats", "min_cell", "attestations", "continue_without_pdf", "full_record",
                 "keep_small_numerators"}
-_RUN_KEYS = {"plugins", "gate_policy", "fail_on", "seed"}
+_RUN_KEYS = {"plugins", "gate_policy", "fail_on", "seed", "allow_empty_gates"}
 _GATE_RE = re.compile(r"^\s*([A-Za-z_][\w-]*)\.([A-Za-z_]\w*)\s*(<=|>=|<|>)\s*(.+?)\s*$")
 
 
@@ -56,6 +56,13 @@ class DataConfig:
     score: tuple[str, ...] = ()
     bins: tuple[BinSpec, ...] = ()
     drop_missing: bool = False
+    # A sensitive attribute (or intersection) with more groups than this is refused.
+    max_groups: int = 100
+    # Extra missing markers for the categorical columns (sensitive, site, id); only empty
+    # cells are missing there by default, so "None" or "NA" stay categories.
+    na_values: tuple[str, ...] = ()
+    # CSV field separator; None: ',' (tab for .tsv files).
+    delimiter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,8 @@ class AuditConfig:
     fail_on: tuple[str, ...] = ("fail",)
     seed: int | None = None
     source: str | None = None
+    # A gate with nothing to judge exits 1 unless this is set (run.allow_empty_gates).
+    allow_empty_gates: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view (recorded in the provenance of every result)."""
@@ -121,6 +130,8 @@ class AuditConfig:
                 "sensitive": list(self.data.sensitive), "site": self.data.site,
                 "time": self.data.time, "features": list(self.data.features),
                 "score": list(self.data.score), "drop_missing": self.data.drop_missing,
+                "max_groups": self.data.max_groups, "na_values": list(self.data.na_values),
+                "delimiter": self.data.delimiter,
                 "bins": [
                     {"column": b.column, "name": b.name, "edges": list(b.edges), "labels": list(b.labels)}
                     for b in self.data.bins
@@ -139,6 +150,7 @@ class AuditConfig:
             "gate_policy": self.gate_policy,
             "fail_on": [s.upper() for s in self.fail_on],
             "seed": self.seed,
+            "allow_empty_gates": self.allow_empty_gates,
         }
 
 
@@ -243,6 +255,9 @@ def build_config(
         score=_strs(_pick(flags, "score", data_raw, "score"), "data.score"),
         bins=_bins(data_raw.get("bins", {})),
         drop_missing=_bool(_pick(flags, "drop_missing", data_raw, "drop_missing", False), "data.drop_missing"),
+        max_groups=_int(data_raw.get("max_groups", 100), "data.max_groups", minimum=2),
+        na_values=_strs(data_raw.get("na_values", []), "data.na_values"),
+        delimiter=_delimiter(data_raw.get("delimiter")),
     )
     if data.path is None:
         raise ConfigError("No data: set data.path in the config or pass --data FILE.")
@@ -306,6 +321,8 @@ def build_config(
             raise ConfigError(f"run.fail_on: '{s}' is not one of {', '.join(FAIL_ON)}.")
     seed = _pick(flags, "seed", run_raw, "seed")
     seed = None if seed is None else _int(seed, "run.seed", minimum=0)
+    allow_empty = _bool(_pick(flags, "allow_empty_gates", run_raw, "allow_empty_gates", False),
+                        "run.allow_empty_gates")
 
     plugin_params = {name: dict(_table(raw, name)) for name in plugin_names if name in raw}
     for name, params in (flags.get("plugin_params") or {}).items():
@@ -314,7 +331,7 @@ def build_config(
     return AuditConfig(
         data=data, model=model, report=report, gates=tuple(gates), plugins=plugins,
         plugin_params=plugin_params, gate_policy=gate_policy, fail_on=fail_on, seed=seed,
-        source=source,
+        source=source, allow_empty_gates=allow_empty,
     )
 
 
@@ -394,19 +411,87 @@ def _bins(raw: Any) -> tuple[BinSpec, ...]:
                 raise ConfigError(
                     f"{where}.labels: {len(labels)} labels for {len(edges) - 1} bins; give one label per bin."
                 )
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"{where}.labels: {list(labels)} repeats a label; give each bin its own label.")
+        if _MISSING_LABEL in labels:
+            raise ConfigError(f"{where}.labels: '{_MISSING_LABEL}' is the label of missing values; "
+                              "choose another label for that bin.")
         name = _str(spec.get("name", f"{column}_band"), f"{where}.name")
         specs.append(BinSpec(column=column, name=name, edges=edges, labels=tuple(labels)))
+    seen: dict[str, str] = {}
+    for b in specs:
+        if b.name in seen:
+            raise ConfigError(
+                f"data.bins.{seen[b.name]} and data.bins.{b.column} are both named '{b.name}'; "
+                "give each bin its own name (data.bins.COLUMN.name)."
+            )
+        seen[b.name] = b.column
+    sources = {b.column for b in specs}
+    for b in specs:
+        if b.name != b.column and b.name in sources:
+            raise ConfigError(
+                f"data.bins.{b.column}.name '{b.name}' is the column binned by data.bins.{b.name}; "
+                "give the bin another name."
+            )
     return tuple(specs)
 
 
+# The group label of missing values (audit.io.tables.MISSING_GROUP; core imports nothing of io).
+_MISSING_LABEL = "(missing)"
+
+
 def _check_overlaps(data: DataConfig) -> None:
+    lists = {"data.label": data.label, "data.score": data.score, "data.sensitive": data.sensitive,
+             "data.features": data.features}
+    for key, cols in lists.items():
+        twice = sorted({c for c in cols if cols.count(c) > 1})
+        if twice:
+            raise ConfigError(
+                f"{key} lists {', '.join(repr(c) for c in twice)} more than once; list each column once."
+            )
     if data.id and data.id in data.features:
         raise ConfigError(
             f"data.features includes the identifier column '{data.id}'; identifiers must not be model inputs."
         )
+    if data.id:
+        # An identifier in any other role would put every patient's id into the reports or the model.
+        roles = {"data.sensitive": data.sensitive, "data.label": data.label, "data.score": data.score,
+                 "data.site": (data.site,), "data.time": (data.time,)}
+        for key, cols in roles.items():
+            if data.id in cols:
+                raise ConfigError(
+                    f"data.id '{data.id}' is also {key}; the patient identifier can have no other role "
+                    f"(as {key} it would name patients in the reports). Set {key} to another column."
+                )
     both = set(data.label) & set(data.score)
     if both:
         raise ConfigError(f"Columns {sorted(both)} are both label and score; they must differ.")
+    for key, cols in (("data.label", data.label), ("data.score", data.score)):
+        clash = [c for c in data.sensitive if c in cols]
+        if clash:
+            raise ConfigError(
+                f"Column '{clash[0]}' is both data.sensitive and {key}; a group attribute must not be "
+                "the outcome or the prediction. Remove it from one of them."
+            )
+    for b in data.bins:
+        roles = {"data.label": data.label, "data.score": data.score, "data.features": data.features,
+                 "data.site": (data.site,), "data.time": (data.time,), "data.id": (data.id,)}
+        for key, cols in roles.items():
+            if b.name == b.column and b.column in cols:
+                raise ConfigError(
+                    f"data.bins.{b.column}.name '{b.name}' replaces the column '{b.column}', which is also "
+                    f"{key}; name the bin differently (e.g. '{b.column}_band')."
+                )
+
+
+def _delimiter(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != 1 or value in "\r\n\"":
+        raise ConfigError(
+            f"data.delimiter: expected one character such as ',', ';', '|' or \"\\t\" (tab), got {value!r}."
+        )
+    return value
 
 
 def _gate_list(value: Any) -> list:

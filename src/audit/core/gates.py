@@ -16,6 +16,7 @@ from audit.core.results import GateCheck, GateResult, Metric, PluginResult, Stat
 from audit.errors import UnknownMetricError
 
 _OPS = {"<=": _op.le, "<": _op.lt, ">=": _op.ge, ">": _op.gt}
+EMPTY_NOTE = "a gate with nothing to judge never passes (exit 1; --allow-empty-gates accepts it)"
 
 
 class ExitCode:
@@ -79,14 +80,18 @@ def evaluate_gate(gate: GateSpec, result: PluginResult | None, policy: str) -> G
     metrics = result.find(gate.metric)
     if not metrics:
         reason = result.summary if result.status == Status.SKIPPED else "no values were produced"
-        return GateResult(**base, status=Status.INCONCLUSIVE,
-                          message=f"cannot be evaluated: {reason}")
+        return GateResult(**base, status=Status.INCONCLUSIVE, empty=True,
+                          message=f"cannot be evaluated: {reason}; {EMPTY_NOTE}")
     checks = tuple(
         GateCheck(group=m.group, value=m.value, ci=m.ci, label=m.label, reference=m.reference,
                   suppressed=m.suppressed, status=check_value(m, gate.operator, gate.threshold, policy))
         for m in metrics
     )
     status = worst_status(c.status for c in checks)
+    if not any(judgeable(m) for m in metrics):
+        return GateResult(**base, status=Status.INCONCLUSIVE, checks=checks, empty=True, message=(
+            f"none of its {len(checks)} values can be judged (each is undefined, suppressed or "
+            f"from an under-powered group); {EMPTY_NOTE}"))
     counts = {s: sum(c.status == s for c in checks) for s in (Status.PASS, Status.FAIL, Status.INCONCLUSIVE)}
     message = (
         f"{counts[Status.PASS]} of {len(checks)} values hold, {counts[Status.FAIL]} fail, "
@@ -95,11 +100,20 @@ def evaluate_gate(gate: GateSpec, result: PluginResult | None, policy: str) -> G
     return GateResult(**base, status=status, message=message, checks=checks)
 
 
-def exit_code(gates: tuple[GateResult, ...], plugins: tuple[PluginResult, ...], fail_on: tuple[str, ...]) -> int:
-    """0 when every gate holds; 1 when a gate has a status in ``fail_on`` or a plugin errored."""
+def judgeable(metric: Metric) -> bool:
+    """Whether a value can take part in a gate at all (it may still be inconclusive)."""
+    return metric.value is not None and not metric.suppressed and "under_powered" not in metric.flags
+
+
+def exit_code(gates: tuple[GateResult, ...], plugins: tuple[PluginResult, ...], fail_on: tuple[str, ...],
+              allow_empty_gates: bool = False) -> int:
+    """0 when every gate holds; 1 when a gate has a status in ``fail_on``, a plugin errored,
+    or a gate had nothing to judge (``GateResult.empty``) and empty gates are not allowed."""
     if plugins and all(p.status == Status.SKIPPED for p in plugins):
         return ExitCode.NOTHING_RAN
     failing = {Status(s.upper()) for s in fail_on} | {Status.ERROR}
     if any(g.status in failing for g in gates) or any(p.status == Status.ERROR for p in plugins):
+        return ExitCode.GATE_FAILED
+    if not allow_empty_gates and any(g.empty for g in gates):
         return ExitCode.GATE_FAILED
     return ExitCode.OK

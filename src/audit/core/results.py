@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 class Status(str, Enum):
@@ -229,6 +229,9 @@ class GateResult:
     status: Status
     message: str
     checks: tuple[GateCheck, ...] = ()
+    # No value could be judged (none produced, or every one undefined, suppressed or
+    # under-powered): such a gate is never a pass, and exits 1 unless empty gates are allowed.
+    empty: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
@@ -320,6 +323,12 @@ def _build(cls, data: dict[str, Any]):
     return cls(**kwargs)
 
 
+# Flag on the ``n`` metric of a group with fewer than min_cell patients (primary suppression):
+# the public record withholds the group's label as well as its numbers.
+SMALL_GROUP = "small_group"
+# The published stand-in for such a label, numbered per attribute.
+WITHHELD_LABEL = "(small group {k})"
+
 # Set on a suppressed metric in the public record in place of everything it would reveal.
 SUPPRESSED_REASON = "suppressed: fewer than report.min_cell patients, or would reveal such a cell"
 
@@ -335,10 +344,49 @@ def public_record(result: AuditResult) -> AuditResult:
     """
     if result.full_record:
         return result
-    plugins = tuple(replace(p, metrics=_public_metrics(p.metrics)) for p in result.plugins)
-    gates = tuple(replace(g, checks=tuple(replace(c, value=None, ci=None) if c.suppressed else c
-                                          for c in g.checks)) for g in result.gates)
+    relabel = _withheld_labels(result.plugins)
+    plugins = tuple(replace(p, metrics=tuple(_relabel_metric(m, relabel) for m in _public_metrics(p.metrics)))
+                    for p in result.plugins)
+    gates = tuple(replace(g, checks=tuple(
+        _relabel_check(replace(c, value=None, ci=None) if c.suppressed else c, relabel)
+        for c in g.checks)) for g in result.gates)
     return replace(result, plugins=plugins, gates=gates)
+
+
+def _withheld_labels(plugins) -> dict[tuple[str, str], str]:
+    """(attribute, value) -> stand-in, for every single-attribute group flagged SMALL_GROUP.
+
+    The value of a group of fewer than min_cell patients is withheld wherever it appears,
+    intersections included; the numbering follows the order of first appearance.
+    """
+    relabel: dict[tuple[str, str], str] = {}
+    per_column: dict[str, int] = {}
+    for p in plugins:
+        for m in p.metrics:
+            if m.id == "n" and SMALL_GROUP in m.flags and m.group and len(m.group) == 1:
+                (column, value), = m.group.items()
+                if (column, value) not in relabel:
+                    per_column[column] = per_column.get(column, 0) + 1
+                    relabel[(column, value)] = WITHHELD_LABEL.format(k=per_column[column])
+    return relabel
+
+
+def _relabel(group: dict[str, str] | None, relabel) -> dict[str, str] | None:
+    if not group or not relabel:
+        return group
+    return {k: relabel.get((k, v), v) for k, v in group.items()}
+
+
+def _relabel_metric(m: Metric, relabel) -> Metric:
+    if not relabel:
+        return m
+    flags = tuple(f for f in m.flags if f != SMALL_GROUP)
+    return replace(m, group=_relabel(m.group, relabel), reference_group=_relabel(m.reference_group, relabel),
+                   flags=flags)
+
+
+def _relabel_check(c: GateCheck, relabel) -> GateCheck:
+    return replace(c, group=_relabel(c.group, relabel)) if relabel else c
 
 
 def _public_metrics(metrics: tuple[Metric, ...]) -> tuple[Metric, ...]:

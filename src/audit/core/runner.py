@@ -15,7 +15,7 @@ from audit.core.config import AuditConfig
 from audit.core.context import AuditContext
 from audit.core.gates import evaluate_gate, exit_code, validate_gates
 from audit.core.results import AuditResult, PluginResult, Status, public_record, worst_status
-from audit.errors import AuditError, ConfigError, MissingExtraError
+from audit.errors import USER_CODE_ERRORS, AuditError, ConfigError, MissingExtraError, describe_failure
 from audit.io.tables import Dataset, load_dataset
 from audit.plugins.base import AuditPlugin, discover_plugins, make_params
 
@@ -84,6 +84,10 @@ def run_audit(
     if config.seed is None:
         # Draw a seed and record it, so that the run can be repeated exactly with --seed.
         config = replace(config, seed=int(np.random.SeedSequence().entropy % (2**32)))
+    # A --out that cannot be written fails now (exit 4), not after the whole audit has run.
+    from audit.report.files import check_output_folder
+
+    check_output_folder(config.report.out)
     pdf_ok = check_pdf_support(config)
     available = discover_plugins() if available is None else available
     plugins = select_plugins(config, available)
@@ -114,10 +118,10 @@ def run_audit(
             result = plugin.run(ctx)
         except AuditError:
             raise
-        except Exception as exc:
+        except USER_CODE_ERRORS as exc:  # SystemExit too: a plugin must not end the run
             if debug:
                 raise
-            summary = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            summary = describe_failure(exc).splitlines()[0][:300]
             result = PluginResult(
                 plugin=plugin.name, principle=plugin.principle, version=plugin.version,
                 status=Status.ERROR, summary=f"The plugin failed: {summary}", error=summary,
@@ -154,7 +158,7 @@ def run_audit(
         attestations=attestations,
         warnings=tuple(ctx.warnings),
         status=worst_status(statuses),
-        exit_code=exit_code(gates, tuple(results), config.fail_on),
+        exit_code=exit_code(gates, tuple(results), config.fail_on, config.allow_empty_gates),
         full_record=config.report.full_record,
     ))
 

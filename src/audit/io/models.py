@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-from audit.errors import InputError, ModelError, UntrustedModelError
+from audit.errors import USER_CODE_ERRORS, InputError, ModelError, UntrustedModelError, describe_failure
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -270,9 +270,9 @@ class _EstimatorAdapter:
         X = self._select_features(features)
         try:
             proba = self.estimator.predict_proba(X)
-        except Exception as exc:  # the user's model failed; chain it for --debug
+        except USER_CODE_ERRORS as exc:  # the user's model failed; chain it for --debug
             raise ModelError(
-                f"Model {self.source} failed in predict_proba: {type(exc).__name__}: {exc}"
+                f"Model {self.source} failed in predict_proba: {describe_failure(exc)}"
             ) from exc
         n_rows = len(features)
         if isinstance(proba, list):  # multi-output: one (n, n_classes) array per output
@@ -299,8 +299,8 @@ def _load_skops(path: Path, trusted_types) -> Any:
 
     try:
         untrusted = sio.get_untrusted_types(file=path)
-    except Exception as exc:
-        raise ModelError(f"Cannot read skops file {path}: {type(exc).__name__}: {exc}") from exc
+    except USER_CODE_ERRORS as exc:
+        raise ModelError(f"Cannot read skops file {path}: {describe_failure(exc)}") from exc
     trusted = set(trusted_types)
     refused = [t for t in untrusted if t not in trusted]
     if refused:
@@ -312,8 +312,8 @@ def _load_skops(path: Path, trusted_types) -> Any:
     allowed = [t for t in untrusted if t in trusted]
     try:
         return sio.load(path, trusted=allowed)
-    except Exception as exc:
-        raise ModelError(f"Cannot load skops file {path}: {type(exc).__name__}: {exc}") from exc
+    except USER_CODE_ERRORS as exc:
+        raise ModelError(f"Cannot load skops file {path}: {describe_failure(exc)}") from exc
 
 
 class SkopsAdapter(_EstimatorAdapter):
@@ -346,8 +346,8 @@ class PickleAdapter(_EstimatorAdapter):
 
         try:
             estimator = joblib.load(path)
-        except Exception as exc:
-            raise ModelError(f"Cannot load {path}: {type(exc).__name__}: {exc}") from exc
+        except USER_CODE_ERRORS as exc:
+            raise ModelError(f"Cannot load {path}: {describe_failure(exc)}") from exc
         super().__init__(path, estimator)
 
 
@@ -376,10 +376,10 @@ def _resolve_callable(spec: str) -> tuple[Callable[..., Any], Any]:
         raise ModelError(  # the module exists but one of its own imports is missing
             f"Importing module {module_name!r} for model function {spec!r} failed: {exc}"
         ) from exc
-    except Exception as exc:
+    except USER_CODE_ERRORS as exc:
         raise ModelError(
             f"Importing module {module_name!r} for model function {spec!r} failed: "
-            f"{type(exc).__name__}: {exc}"
+            f"{describe_failure(exc)}"
         ) from exc
     obj: Any = module
     for part in parts:
@@ -427,9 +427,9 @@ class CallableAdapter:
         try:
             # A copy, so that a function that edits its input cannot change the audit's data.
             result = self.function(features.copy())
-        except Exception as exc:
+        except USER_CODE_ERRORS as exc:
             raise ModelError(
-                f"Model function {self.spec!r} raised {type(exc).__name__}: {exc}"
+                f"Model function {self.spec!r} raised {describe_failure(exc)}"
             ) from exc
         return _as_probability_matrix(result, len(features), f"function {self.spec!r}")
 

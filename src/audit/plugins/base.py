@@ -35,7 +35,7 @@ from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 from audit.core.results import PluginResult, Status
-from audit.errors import ConfigError, PluginLoadError
+from audit.errors import USER_CODE_ERRORS, ConfigError, PluginLoadError, describe_failure
 
 ENTRY_POINT_GROUP = "audit.plugins"
 PRINCIPLES = ("Fairness", "Universality", "Traceability", "Usability", "Robustness", "Explainability", "General")
@@ -107,8 +107,10 @@ def discover_plugins() -> dict[str, type[AuditPlugin]]:
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         try:
             cls = ep.load()
-        except Exception as exc:  # a broken third-party plugin must not hide the others' errors
-            raise PluginLoadError(f"Plugin entry point '{ep.name}' ({ep.value}) failed to load: {exc}") from exc
+        except USER_CODE_ERRORS as exc:  # a broken third-party plugin must not end the run
+            raise PluginLoadError(
+                f"Plugin entry point '{ep.name}' ({ep.value}) failed to load: {describe_failure(exc)}"
+            ) from exc
         verify_plugin(cls, ep.value)
         if cls.name in found:
             raise PluginLoadError(f"Two plugins are named '{cls.name}' ({ep.value} and another).")

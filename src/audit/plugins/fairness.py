@@ -16,7 +16,7 @@ import pandas as pd
 
 from audit import __version__
 from audit.core.progress import track
-from audit.core.results import Finding, Metric, PluginResult, Status, worst_status
+from audit.core.results import SMALL_GROUP, Finding, Metric, PluginResult, Status, worst_status
 from audit.errors import ConfigError
 from audit.plugins.base import AuditPlugin
 from audit.plugins.disaggregation import (
@@ -47,6 +47,9 @@ BASE_IDS = ("n", "patients", "positives", "threshold", "min_detectable_gap") + R
 GAP_IDS = tuple(f"{m}_gap" for m in GAP_METRICS) + tuple(f"{m}_gap_overall" for m in GAP_METRICS)
 UD_IDS = ("underdiagnosis_rate", "overdiagnosis_rate", "underdiagnosis_rate_gap",
           "underdiagnosis_rate_gap_overall", "overdiagnosis_rate_gap", "overdiagnosis_rate_gap_overall")
+
+
+MAX_BOOTSTRAP = 100_000  # the cap of the deprecated fairness.bootstrap (documented)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,11 @@ class FairnessParams:
             raise ConfigError(f"fairness.level: expected a number in (0.5, 1), got {self.level}.")
         if self.correction not in ("holm", "bh"):
             raise ConfigError(f"fairness.correction: '{self.correction}' is not one of holm, bh.")
+        # Ignored since the intervals are exact, but still bounded: a config that asks for a
+        # billion replicates is a mistake worth saying, not a value to record.
+        if not 1 <= self.bootstrap <= MAX_BOOTSTRAP:
+            raise ConfigError(f"fairness.bootstrap (--bootstrap): expected 1 to {MAX_BOOTSTRAP:,}, "
+                              f"got {self.bootstrap:,}; the key is deprecated and can be removed.")
         for name in ("min_group_n", "min_positives"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"fairness.{name}: expected an integer >= 1.")
@@ -145,6 +153,16 @@ class FairnessPlugin(AuditPlugin):
                     f"({', '.join(ctx.sensitive)}); add them to data.sensitive."
                 )
         frame = ctx.data.frame
+        max_groups = ctx.config.data.max_groups
+        for combo in p.intersections:
+            # Counted before any per-group work: thousands of cells would run for minutes.
+            cells = frame.groupby(list(combo), sort=False, observed=True).ngroups
+            if cells > max_groups:
+                raise ConfigError(
+                    f"fairness.intersections: {list(combo)} has {cells} groups in {ctx.data.path}, more "
+                    f"than data.max_groups = {max_groups}. Intersect fewer or coarser attributes, or raise "
+                    "data.max_groups."
+                )
         labels = list(ctx.labels)
         scores = ctx.predictions("data")
         ref_scores = ctx.predictions("reference") if ctx.reference is not None else None
@@ -313,7 +331,10 @@ class FairnessPlugin(AuditPlugin):
             small = pc["n"] < min_cell
             if small:
                 protected += [Count("n", where, label), Count("positives", where, label)]
-            out.append(Metric("n", c["n"], n=c["n"], group=group, label=label, flags=flags, suppressed=small))
+            # SMALL_GROUP tells the public record to withhold this group's label too: the value
+            # of a group of fewer than min_cell patients is itself close to a row-level value.
+            n_flags = flags + ((SMALL_GROUP,) if small and group is not None else ())
+            out.append(Metric("n", c["n"], n=c["n"], group=group, label=label, flags=n_flags, suppressed=small))
             if clustered:
                 out.append(Metric("patients", pc["n"], n=c["n"], group=group, label=label, flags=flags,
                                   suppressed=small))

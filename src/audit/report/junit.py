@@ -5,7 +5,8 @@ gates, one per plugin (classname ``future-audit.plugins``). A testcase *fails* e
 its status is one of ``config["fail_on"]`` (the statuses that make the audit exit 1; default
 FAIL). ERROR is always an ``<error>``, SKIPPED a ``<skipped>``; any other status that is not
 PASS (WARN, INCONCLUSIVE not in fail_on) passes with the status and message in
-``<system-out>``.
+``<system-out>``, except a gate with nothing to judge, which fails as the exit code does
+(unless ``run.allow_empty_gates``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,21 @@ from audit.core.results import AuditResult, Status
 from audit.report import context
 from audit.report.formatting import check_text, group_label, min_cell
 from audit.report.suppression import for_display
+from audit.report.text import clean, for_plain_text, shorten
 
 # Characters XML 1.0 cannot carry at all; ElementTree would write them and break parsers.
+# text.clean removes them already; this stays as the guarantee for the XML itself.
 _INVALID_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _clean(text: object) -> str:
-    return _INVALID_XML.sub("\ufffd", str(text))
+    """One line of text: no control or bidi characters (:func:`~audit.report.text.clean`)."""
+    return _INVALID_XML.sub("\ufffd", clean(text))
+
+
+def _lines(text: str) -> str:
+    """Several lines (details): each line cleaned, the line breaks kept."""
+    return _INVALID_XML.sub("\ufffd", clean(text, lines=True))
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class _Case:
     status: Status
     message: str
     details: str
+    empty: bool = False  # a gate with nothing to judge: a failure unless empty gates are allowed
 
 
 def _gate_cases(result: AuditResult) -> list[_Case]:
@@ -48,12 +58,13 @@ def _gate_cases(result: AuditResult) -> list[_Case]:
                 continue
             where = group_label(c.group)
             if c.label:
-                where += f" [{c.label}]"
+                where += f" [{shorten(c.label)}]"
             if c.reference:
                 where += f" vs {c.reference}"
             value = check_text(metric_id, c.value, c.ci, c.suppressed, limit)
             lines.append(f"{where}: {value} -> {c.status}")
-        cases.append(_Case("future-audit.gates", g.expression, g.status, g.message, "\n".join(lines)))
+        cases.append(_Case("future-audit.gates", g.expression, g.status, g.message, "\n".join(lines),
+                           empty=g.empty))
     return cases
 
 
@@ -84,8 +95,9 @@ def render_junit(result: AuditResult) -> str:
 
     Suppressed gate checks show ``suppressed (< min_cell)`` instead of their value.
     """
-    result = for_display(result)
+    result = for_plain_text(for_display(result))
     failing = set(context.fail_on(result))
+    allow_empty = result.config.get("allow_empty_gates") is True
     cases = _gate_cases(result) if result.gates else _plugin_cases(result)
     root = ET.Element("testsuites", name="future-audit")
     suite = ET.SubElement(root, "testsuite", name="future-audit")
@@ -106,16 +118,16 @@ def render_junit(result: AuditResult) -> str:
         message = _clean(f"{status}: {case.message}")
         if case.status == Status.ERROR:
             counts["errors"] += 1
-            ET.SubElement(tc, "error", message=message, type=status).text = _clean(case.details) or None
-        elif status in failing:
+            ET.SubElement(tc, "error", message=message, type=status).text = _lines(case.details) or None
+        elif status in failing or (case.empty and not allow_empty):
             counts["failures"] += 1
-            ET.SubElement(tc, "failure", message=message, type=status).text = _clean(case.details) or None
+            ET.SubElement(tc, "failure", message=message, type=status).text = _lines(case.details) or None
         elif case.status == Status.SKIPPED:
             counts["skipped"] += 1
             ET.SubElement(tc, "skipped", message=message)
         elif case.status != Status.PASS:
             out = message + (f"\n{case.details}" if case.details else "")
-            ET.SubElement(tc, "system-out").text = _clean(out)
+            ET.SubElement(tc, "system-out").text = _lines(out)
 
     time = f"{_duration(result):.3f}"
     for element in (root, suite):
