@@ -245,7 +245,7 @@ def _template_items(source):
             states = list(states)
             open_items = [(s.item, s.note) for s in states if s.state == "open"]
             partial = [(s.item, s.item.note) for s in states
-                       if s.state == "measured" and s.attestation is None and needs_answer(s.item)]
+                       if s.state == "partly measured"]
             yield checklist, open_items, partial
         return
     for checklist in source:

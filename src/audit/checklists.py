@@ -4,11 +4,17 @@ Each checklist is a data file in ``checklists/`` (shipped inside the wheel as
 ``audit/checklist_data``) listing its items, our short paraphrase of each, and the evidence that
 answers it: metric ids produced by installed plugins, or the core evidence every audit
 records (:data:`CORE_EVIDENCE`). :func:`item_states` then sorts every item of a checklist into
+one of :data:`STATES`:
 
-- ``measured``: the audit produced evidence for it,
-- ``attested``: the team answered it in writing (see :mod:`audit.attestations`),
-- ``open``: neither; the note says which planned capability would measure it, or that it
-  needs a written answer.
+- ``measured``: the audit's evidence answers the whole item (its ``coverage`` is full, no
+  planned capability is missing and every evidence kind it ``requires`` is present),
+- ``partly measured``: the audit answers part of it; the rest needs a written answer,
+- ``attested``: the team answered it in writing (see :mod:`audit.attestations`); a partly
+  measured item with an answer is attested and keeps its evidence,
+- ``not applicable``: the item is about a kind of data the audit did not have (imaging
+  items for a model on tabular data),
+- ``open``: none of these; the note says which planned capability would measure it, or that
+  it needs a written answer.
 
 Checklist references are spelled one way everywhere (``"CLAIM-2024:38"``,
 ``"TRIPOD+AI:23a"``, ``"FUTURE-AI:Fairness 3"``): build them with :func:`ref`, read them with
@@ -37,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHECKLIST_IDS",
     "CORE_EVIDENCE",
+    "STATES",
     "Checklist",
     "ChecklistItem",
     "ItemState",
@@ -54,9 +61,25 @@ __all__ = [
 ]
 
 CHECKLIST_IDS = ("claim-2024", "tripod-ai", "future-ai")
-CORE_EVIDENCE = ("provenance", "dataset_summary", "operating_point", "uncertainty")
-STATES = ("measured", "attested", "open")
+CORE_EVIDENCE = ("provenance", "dataset_summary", "operating_point", "uncertainty", "model_call")
+# In the order of the coverage line: answered in full (by the audit, or in writing), answered
+# in part, not needed for this audit, not answered.
+STATES = ("measured", "attested", "partly measured", "not applicable", "open")
 COVERAGE_LEVELS = ("full", "partial", "none")
+# Kinds of data an item can be specific to (``modality``), with what the audit must have
+# read for the item to apply. The audit reads tables only so far: see _has_modality.
+MODALITIES = ("imaging",)
+_MODALITY_NA = {
+    "imaging": "this item is about images, and this audit read no imaging data (the model was "
+               "audited on tabular data)",
+}
+_MODALITY_OPEN = {"imaging": "applies to imaging models only"}
+# What is missing when a required evidence kind is absent, for the partly-measured note.
+_REQUIRE_MISSING = {
+    "model_call": "the audit read a predictions file instead of calling the model, so how those "
+                  "predictions were made needs a written answer",
+    "uncertainty": "no metric has a confidence interval",
+}
 APPLIES_TO = ("D", "E", "D;E")
 # The prefix of a checklist reference, as plugins write it in Finding.checklist.
 REF_PREFIX = {"claim-2024": "CLAIM-2024", "tripod-ai": "TRIPOD+AI", "future-ai": "FUTURE-AI"}
@@ -70,7 +93,7 @@ _REPAIR = "reinstall future-audit: pip install --force-reinstall future-audit"
 _NOT_RUN = (Status.SKIPPED, Status.ERROR)
 _TOP_KEYS = {"id", "name", "version", "source", "unit", "expected_count", "items"}
 _ITEM_KEYS = {"id", "section", "topic", "evidence", "planned", "coverage", "applies_to",
-              "principle", "alias", "note"}
+              "principle", "alias", "note", "requires", "modality"}
 _NEEDS_ANSWER = "needs a written answer (attestation)"
 
 
@@ -78,10 +101,13 @@ _NEEDS_ANSWER = "needs a written answer (attestation)"
 class ChecklistItem:
     """One item (CLAIM), sub-item (TRIPOD+AI) or recommendation (FUTURE-AI).
 
-    ``evidence`` names metric ids or :data:`CORE_EVIDENCE` kinds that answer the item now;
-    ``planned`` describes capabilities that would answer it but no installed plugin has;
-    ``coverage`` is how much of the item automated evidence could answer at best;
-    ``note`` says what the evidence does and does not show.
+    ``evidence`` names metric ids or :data:`CORE_EVIDENCE` kinds that answer the item now
+    (any one of them answers part of it); ``planned`` describes capabilities that would
+    answer it but no installed plugin has; ``coverage`` is how much of the item automated
+    evidence could answer at best; ``requires`` lists evidence that must all be present for
+    the evidence to answer the whole item; ``modality`` names the kind of data the item is
+    about (``imaging``), where it applies to no other; ``note`` says what the evidence does
+    and does not show.
     """
 
     id: str
@@ -94,6 +120,13 @@ class ChecklistItem:
     principle: str | None = None
     alias: str | None = None
     note: str = ""
+    requires: tuple[str, ...] = ()
+    modality: str | None = None
+
+    @property
+    def fully_measurable(self) -> bool:
+        """Whether the installed evidence can answer the whole item (given ``requires``)."""
+        return self.coverage == "full" and not self.planned and bool(self.evidence)
 
 
 @dataclass(frozen=True)
@@ -135,9 +168,11 @@ class Checklist:
 class ItemState:
     """Where one checklist item stands after an audit.
 
-    ``findings`` are (plugin, finding id, status) triples giving evidence for the item;
-    ``metric_ids`` the evidence metric ids that were produced; ``kinds`` the core evidence
-    kinds that were present; ``note`` a one-line explanation for readers.
+    ``state`` is one of :data:`STATES`; ``findings`` are (plugin, finding id, status)
+    triples giving evidence for the item; ``metric_ids`` the evidence metric ids that were
+    produced; ``kinds`` the core evidence kinds that were present (an attested item keeps
+    the evidence that measured part of it); ``note`` a one-line explanation for readers,
+    which does not repeat the state.
     """
 
     item: ChecklistItem
@@ -147,6 +182,16 @@ class ItemState:
     attestation: Attestation | None = None
     note: str = ""
     kinds: tuple[str, ...] = ()
+
+    @property
+    def evidence(self) -> tuple[str, ...]:
+        """The evidence present for the item: metric ids, then core kinds."""
+        return (*self.metric_ids, *self.kinds)
+
+    @property
+    def wants_answer(self) -> bool:
+        """Whether a written answer is still needed: open, or partly measured."""
+        return self.state in ("open", "partly measured")
 
 
 # -------------------------------------------------------------------------------- files
@@ -269,11 +314,17 @@ def _parse_item(raw: Any, index: int, where: str, cid: str) -> ChecklistItem:
     if raw["coverage"] not in COVERAGE_LEVELS:
         raise ChecklistError(f"{label}: coverage '{raw['coverage']}' is not one of {', '.join(COVERAGE_LEVELS)}.")
     lists = {}
-    for key in ("evidence", "planned"):
+    for key in ("evidence", "planned", "requires"):
         value = raw.get(key) or []
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise ChecklistError(f"{label}: '{key}' must be a list of non-empty strings.")
         lists[key] = tuple(value)
+    stray = [r for r in lists["requires"] if r not in lists["evidence"]]
+    if stray:
+        raise ChecklistError(f"{label}: requires {', '.join(stray)}, which its 'evidence' does not list.")
+    modality = raw.get("modality")
+    if modality is not None and modality not in MODALITIES:
+        raise ChecklistError(f"{label}: modality '{modality}' is not one of {', '.join(MODALITIES)}.")
     applies_to = raw.get("applies_to")
     if cid == "tripod-ai" and applies_to not in APPLIES_TO:
         raise ChecklistError(f"{label}: applies_to '{applies_to}' is not one of {', '.join(APPLIES_TO)}.")
@@ -285,6 +336,7 @@ def _parse_item(raw: Any, index: int, where: str, cid: str) -> ChecklistItem:
         applies_to=None if applies_to is None else str(applies_to),
         principle=raw.get("principle"), alias=raw.get("alias"),
         note=" ".join(str(raw.get("note") or "").split()),
+        requires=lists["requires"], modality=modality,
     )
 
 
@@ -354,14 +406,23 @@ def item_states(
     result: AuditResult | None,
     attestations: Mapping[str, Any] | None = None,
 ) -> list[ItemState]:
-    """Sort every item of ``checklist`` into measured, attested or open.
+    """Sort every item of ``checklist`` into one of :data:`STATES`.
 
-    An item is *measured* when a plugin that ran (not SKIPPED or ERROR) produced a defined
-    value of one of its evidence metric ids, or when it names a core evidence kind the
-    result holds: ``provenance`` (non-empty provenance), ``dataset_summary`` (non-empty data
-    summary), ``operating_point`` (a ``threshold`` metric) or ``uncertainty`` (any metric
-    with an interval). Else it is *attested* when ``attestations`` answers it, else *open*.
-    A measured item keeps its attestation.
+    Evidence is *present* for an item when a plugin that ran (not SKIPPED or ERROR)
+    produced a defined value of one of its evidence metric ids, or when it names a core
+    evidence kind the result holds: ``provenance`` (non-empty provenance),
+    ``dataset_summary`` (non-empty data summary), ``operating_point`` (a ``threshold``
+    metric), ``uncertainty`` (any metric with an interval) or ``model_call`` (the audit
+    called the model itself rather than reading a predictions file).
+
+    The item is then *measured* when that evidence answers all of it: the checklist file
+    rates its coverage full, names no planned capability for it, and every kind it
+    ``requires`` is present. Evidence for part of an item makes it *partly measured*, or
+    *attested* when ``attestations`` answers it too (it keeps the evidence). Without
+    evidence it is attested when answered, else *not applicable* when it is about a kind of
+    data the audit did not have (``modality: imaging`` and no imaging data), else *open*.
+    A measured item keeps its attestation; so does a not-applicable one, which the answer
+    makes attested (the team says it applies).
 
     Linked findings are those of the plugins that produced the evidence, plus any finding
     (of a plugin that ran) whose ``checklist`` references name the item. A reference alone
@@ -370,7 +431,7 @@ def item_states(
 
     ``attestations`` maps item id → Attestation for this checklist, or checklist id → item
     id → Attestation (as :func:`audit.attestations.load_attestations` returns). Without a
-    result (``None``) nothing is measured.
+    result (``None``) nothing is measured and nothing is ruled not applicable.
     """
     answers = _answers_for(checklist, attestations)
     plugins = [p for p in (result.plugins if result is not None else ()) if p.status not in _NOT_RUN]
@@ -386,6 +447,7 @@ def item_states(
         "dataset_summary": (result is not None and bool(result.data_summary), []),
         "operating_point": ("threshold" in produced, produced.get("threshold", [])),
         "uncertainty": (bool(with_ci), with_ci),
+        "model_call": (_model_called(result), []),
     }
     referenced: dict[tuple[str, str], list[tuple[Any, Any]]] = {}
     for plugin in plugins:
@@ -411,19 +473,50 @@ def item_states(
             linked.setdefault((plugin.plugin, f.id), str(f.status))
         findings = tuple((p, fid, status) for (p, fid), status in linked.items())
         answer = answers.get(item.id)
-        if metric_ids or kinds:
-            state, note = "measured", _measured_note(item, answer)
+        present = {*metric_ids, *kinds}
+        missing = tuple(r for r in item.requires if r not in present)
+        not_applicable = (result is not None and item.modality is not None
+                          and not _has_modality(result, item.modality))
+        if present and item.fully_measurable and not missing:
+            state, note = "measured", "also answered in writing" if answer is not None else ""
+        elif present and answer is not None:
+            state, note = "attested", "answered in writing; the audit measured part of it"
+        elif present:
+            state, note = "partly measured", _partial_note(item, missing)
         elif answer is not None:
             state, note = "attested", "answered in writing (attestation)"
+        elif not_applicable:
+            state, note = "not applicable", _MODALITY_NA[item.modality]
         else:
             state, note = "open", _open_note(item, result is not None)
-        if state != "measured" and findings:
+        if not present and findings:
             # A plugin's own reference links its findings, but only the reviewed evidence
             # list of the checklist file makes an item measured.
             note += "; findings reference it but the checklist names none of their metrics as evidence"
         states.append(ItemState(item=item, state=state, findings=findings, metric_ids=metric_ids,
                                 attestation=answer, note=note, kinds=kinds))
     return states
+
+
+def _model_called(result: AuditResult | None) -> bool:
+    """Whether the audit called the model itself (any adapter but a predictions file)."""
+    model = result.provenance.get("model") if result is not None else None
+    kind = model.get("kind") if isinstance(model, Mapping) else None
+    return isinstance(kind, str) and bool(kind) and kind != "predictions"
+
+
+def _has_modality(result: AuditResult, modality: str) -> bool:
+    """Whether the audited data include ``modality`` (``imaging``).
+
+    The audit reads tables only so far; an image dataset kind will record itself in the
+    data configuration (``data.kind``) or the data summary (``modality``), and then the
+    imaging items apply.
+    """
+    data = result.config.get("data") if isinstance(result.config, Mapping) else None
+    kind = data.get("kind") if isinstance(data, Mapping) else None
+    summary = result.data_summary if isinstance(result.data_summary, Mapping) else {}
+    declared = {str(v).lower() for v in (kind, summary.get("modality")) if v}
+    return modality in declared or (modality == "imaging" and bool(declared & {"image", "images"}))
 
 
 def _answers_for(checklist: Checklist, attestations: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -440,18 +533,21 @@ def _answers_for(checklist: Checklist, attestations: Mapping[str, Any] | None) -
 
 
 def needs_answer(item: ChecklistItem) -> bool:
-    """Whether a written answer is needed besides what the tool can measure."""
-    return item.coverage != "full" or bool(item.planned) or not item.evidence
+    """Whether a written answer is needed besides what the tool can measure at best.
+
+    Whether it is needed after a given audit is :attr:`ItemState.wants_answer` (a required
+    evidence kind may be missing from that audit).
+    """
+    return not item.fully_measurable
 
 
-def _measured_note(item: ChecklistItem, answer: Any) -> str:
-    parts = ["measured"]
+def _partial_note(item: ChecklistItem, missing: tuple[str, ...]) -> str:
+    parts = []
     if item.planned:
         parts.append("not yet assessed: " + "; ".join(item.planned))
-    if needs_answer(item):
-        parts.append("also answered in writing" if answer is not None else "the rest needs a written answer")
-    elif answer is not None:
-        parts.append("also answered in writing")
+    parts += [_REQUIRE_MISSING.get(kind, f"no {kind} in this audit") for kind in missing]
+    if item.coverage != "full" or not missing:
+        parts.append("the rest needs a written answer")
     return "; ".join(parts)
 
 
@@ -459,32 +555,36 @@ def _open_note(item: ChecklistItem, have_result: bool) -> str:
     if item.evidence:
         what = ", ".join(item.evidence)
         lead = f"not measured in this audit (evidence would be: {what})" if have_result else f"measurable by: {what}"
-        return lead + (f"; planned: {'; '.join(item.planned)}" if item.planned else "")
-    if item.planned:
-        return "not assessed yet: " + "; ".join(item.planned)
-    return _NEEDS_ANSWER
+        note = lead + (f"; planned: {'; '.join(item.planned)}" if item.planned else "")
+    elif item.planned:
+        note = "not assessed yet: " + "; ".join(item.planned)
+    else:
+        note = _NEEDS_ANSWER
+    if item.modality is not None:
+        note += f" ({_MODALITY_OPEN[item.modality]})"
+    return note
 
 
 def coverage(states: Iterable[ItemState]) -> dict[str, int]:
-    """Counts: total, measured, attested, open; plus ``measured_partial``: measured items
-    that still need a written answer and have none."""
+    """Counts: ``total`` and one per state of :data:`STATES` (``"partly measured"`` ...);
+    plus ``attested_partly``: attested items that the audit also measured in part."""
     states = list(states)
     counts = {"total": len(states), **{s: sum(st.state == s for st in states) for s in STATES}}
-    counts["measured_partial"] = sum(
-        st.state == "measured" and needs_answer(st.item) and st.attestation is None for st in states
-    )
+    counts["attested_partly"] = sum(st.state == "attested" and bool(st.evidence) for st in states)
     return counts
 
 
 def coverage_line(checklist: Checklist, states: Iterable[ItemState]) -> str:
-    """``"TRIPOD+AI: 14 of 52 sub-items measured, 9 attested, 29 open"``."""
+    """``"TRIPOD+AI: 1 of 52 sub-items measured, 4 attested, 10 partly measured,
+    0 not applicable, 37 open"``: every state, always in this order."""
     c = coverage(states)
-    return (f"{checklist.name}: {c['measured']} of {c['total']} {checklist.unit_plural} measured, "
-            f"{c['attested']} attested, {c['open']} open")
+    rest = ", ".join(f"{c[s]} {s}" for s in STATES[1:])
+    return f"{checklist.name}: {c['measured']} of {c['total']} {checklist.unit_plural} measured, {rest}"
 
 
 # -------------------------------------------------------------------------------- terminal
-_STYLE = {"measured": "green", "attested": "cyan", "open": "yellow"}
+_STYLE = {"measured": "green", "attested": "cyan", "partly measured": "blue", "not applicable": "dim",
+          "open": "yellow"}
 
 
 def format_checklist_table(checklist: Checklist, states: Iterable[ItemState]) -> Table:
@@ -516,18 +616,17 @@ def format_checklist_table(checklist: Checklist, states: Iterable[ItemState]) ->
 
 def _evidence_cell(st: ItemState) -> str:
     lines = []
-    if st.state == "measured":
-        lines.append(", ".join((*st.metric_ids, *st.kinds)) or "checklist references of findings")
+    if st.evidence:  # measured, partly measured, or attested and measured in part
+        lines.append(", ".join(st.evidence))
         if st.findings:
             lines.append("findings: " + ", ".join(f"{p}.{fid} {status}" for p, fid, status in st.findings))
-        extra = st.note.removeprefix("measured").lstrip("; ")
-        if extra:
-            lines.append(extra)
+        if st.note:
+            lines.append(st.note)
         if st.item.note:
             lines.append(st.item.note)
     if st.attestation is not None:
         answer = " ".join(str(st.attestation.answer).split())
         lines.append("answer: " + (answer if len(answer) <= 160 else answer[:157] + "..."))
-    elif st.state == "open":
+    elif not st.evidence:  # open or not applicable: why
         lines.append(st.note)
     return "\n".join(lines)

@@ -49,6 +49,9 @@ def _fail(exc: BaseException, debug: bool) -> None:
     raise typer.Exit(getattr(exc, "exit_code", USAGE_ERROR))
 
 
+_SIGNALLED: list[int] = []  # termination signals received during this process's run
+
+
 def _sigterm_as_interrupt():
     """Make SIGTERM take the Ctrl-C path until the returned function is called.
 
@@ -59,6 +62,9 @@ def _sigterm_as_interrupt():
     import signal
 
     def interrupt(signum, frame):
+        # Remembered as well as raised: compiled code (numpy, ctypes) can turn the exception
+        # into another one (a ValueError), which must still end as "interrupted", not exit 3.
+        _SIGNALLED.append(signum)
         raise KeyboardInterrupt
 
     try:
@@ -71,7 +77,7 @@ def _sigterm_as_interrupt():
 
 @app.command()
 def run(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="audit.toml or pyproject.toml with [tool.future-audit].")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="audit.toml or pyproject.toml with \\[tool.future-audit].")] = None,
     data: Annotated[str | None, typer.Option(help="Test data (CSV or Parquet).")] = None,
     reference: Annotated[str | None, typer.Option(help="Reference (validation) data; the operating point is chosen on it.")] = None,
     label: Annotated[list[str] | None, typer.Option(help="Label column (0/1); repeat for a multi-label model.")] = None,
@@ -83,12 +89,12 @@ def run(
     feature: Annotated[list[str] | None, typer.Option(help="Model input column; repeatable.")] = None,
     model: Annotated[str | None, typer.Option(help="Model: file.skops, file.joblib/.pkl (needs --trust-model) or package.module:function.")] = None,
     trust_model: Annotated[bool, typer.Option("--trust-model", help="Allow loading pickle/joblib files (they can run code).")] = False,
-    threshold: Annotated[str | None, typer.Option(help="Fixed operating point in [0, 1].")] = None,
+    threshold: Annotated[str | None, typer.Option(metavar="FLOAT", help="Fixed operating point in [0, 1].")] = None,
     operating_point: Annotated[str | None, typer.Option(help="youden | max-f1 | sensitivity:X | specificity:X, chosen on the reference data.")] = None,
     intersection: Annotated[list[str] | None, typer.Option(help="Attributes analysed jointly, comma-separated (e.g. sex,age_band); repeatable.")] = None,
     no_finding_label: Annotated[str | None, typer.Option(help="Multi-label mode: the label column meaning 'no finding' (default: derived as no positive finding).")] = None,
-    bootstrap: Annotated[str | None, typer.Option(help="Deprecated and ignored: fairness intervals are exact (Clopper-Pearson, MOVER).", hidden=True)] = None,
-    seed: Annotated[str | None, typer.Option(help="Random seed (default: one is drawn and recorded in provenance, so the run can be repeated).")] = None,
+    bootstrap: Annotated[str | None, typer.Option(metavar="INTEGER", help="Deprecated and ignored: fairness intervals are exact (Clopper-Pearson, MOVER).", hidden=True)] = None,
+    seed: Annotated[str | None, typer.Option(metavar="INTEGER", help="Random seed (default: one is drawn and recorded in provenance, so the run can be repeated).")] = None,
     correction: Annotated[str | None, typer.Option(help="Multiplicity correction: holm | bh.")] = None,
     gate: Annotated[list[str] | None, typer.Option(help="Gate, e.g. 'fairness.fnr_gap<=0.05'; repeatable.")] = None,
     gate_policy: Annotated[str | None, typer.Option(help="interval (default) | point.")] = None,
@@ -96,8 +102,8 @@ def run(
     allow_empty_gates: Annotated[bool, typer.Option("--allow-empty-gates", help="Exit 0 although a gate had no value to judge (by default such a gate exits 1).")] = False,
     plugin: Annotated[list[str] | None, typer.Option(help="Run only this plugin; repeatable.")] = None,
     out: Annotated[str | None, typer.Option(help="Output folder.")] = None,
-    format: Annotated[str | None, typer.Option("--format", help="Comma-separated: html,json,junit,md,pdf.")] = None,
-    min_cell: Annotated[str | None, typer.Option(help="Suppress cells with fewer cases (default 10).")] = None,
+    format: Annotated[str | None, typer.Option("--format", help="Comma-separated: html (board edition), technical (full report), json, junit, md, pdf (board), technical_pdf, model_card.")] = None,
+    min_cell: Annotated[str | None, typer.Option(metavar="INTEGER", help="Suppress cells with fewer cases (default 10).")] = None,
     attestations: Annotated[str | None, typer.Option(help="YAML file answering checklist items no tool can measure.")] = None,
     drop_missing: Annotated[bool, typer.Option("--drop-missing", help="Drop rows with a missing label/score (the report says how many).")] = False,
     continue_without_pdf: Annotated[bool, typer.Option("--continue-without-pdf", help="If WeasyPrint is missing, write the other formats instead of failing.")] = False,
@@ -121,11 +127,14 @@ def run(
                 "allow_empty_gates": allow_empty_gates or None,
             },
             fairness={"threshold": threshold, "operating_point": operating_point, "intersections": intersection,
-                      "bootstrap": bootstrap, "seed": seed, "correction": correction,
+                      "bootstrap": bootstrap, "correction": correction,
                       "no_finding_label": no_finding_label},
         )
         code = _execute(cfg, quiet=quiet, debug=debug)
     except AuditError as exc:
+        if _SIGNALLED:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(2) from None
         _fail(exc, debug)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
@@ -159,9 +168,9 @@ def _resolve_config(config_path, *, flags, fairness):
         fair["operating_point"] = fairness["operating_point"]
     if fairness["intersections"]:
         fair["intersections"] = [[c.strip() for c in s.split(",") if c.strip()] for s in fairness["intersections"]]
-    for key in ("bootstrap", "seed"):
-        if fairness[key] is not None:
-            fair[key] = _int_flag(fairness[key], f"--{key}")
+    # --seed is the run's seed (provenance), not a fairness parameter.
+    if fairness["bootstrap"] is not None:
+        fair["bootstrap"] = _int_flag(fairness["bootstrap"], "--bootstrap")
     for key in ("correction", "no_finding_label"):
         if fairness[key] is not None:
             fair[key] = fairness[key]
@@ -238,7 +247,7 @@ def _print_summary(console, result, paths) -> None:
 @app.command()
 def report(
     results: Annotated[Path, typer.Argument(help="results.json written by `future-audit run`.")],
-    format: Annotated[str, typer.Option("--format", help="Comma-separated: html,md,junit,json,pdf.")] = "html",
+    format: Annotated[str, typer.Option("--format", help="Comma-separated: html, technical, md, junit, json, pdf, technical_pdf, model_card.")] = "html",
     out: Annotated[Path | None, typer.Option(help="Output folder (default: the folder of results.json).")] = None,
     debug: Annotated[bool, typer.Option("--debug")] = False,
 ) -> None:
@@ -312,7 +321,7 @@ def checklist(
     attestations: Annotated[Path | None, typer.Option(help="YAML file with the team's written answers.")] = None,
     debug: Annotated[bool, typer.Option("--debug")] = False,
 ) -> None:
-    """Print a checklist with each item measured, attested or open."""
+    """Print a checklist with each item measured, attested, partly measured, not applicable or open."""
     from rich.console import Console
 
     from audit.attestations import attestations_from_record, load_attestations
@@ -335,7 +344,7 @@ def checklist(
         _fail(exc, debug)
     console = Console()
     console.print(format_checklist_table(chk, states))
-    console.print(coverage_line(chk, states))
+    console.print(coverage_line(chk, states), soft_wrap=True)  # one line, as scripts read it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -346,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return exc.exit_code
     except Exception as exc:  # click usage errors (unknown option, missing value) carry show()
+        if _SIGNALLED:  # SIGTERM's KeyboardInterrupt, turned into another error by C code
+            typer.echo("interrupted", err=True)
+            return 2
         if callable(getattr(exc, "show", None)) and getattr(exc, "exit_code", None) == 2:
             exc.show()
             return USAGE_ERROR

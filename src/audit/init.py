@@ -150,6 +150,39 @@ def _q(s: str) -> str:
     return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _key(s: str) -> str:
+    """A TOML key: bare when it can be, quoted otherwise."""
+    return s if _BARE_KEY.match(s) else _q(s)
+
+
+def _display_name_lines(roles: Roles, bin_names: dict[str, str], sensitive: list[str]) -> list[str]:
+    """[report.display_names]: how the reports name labels, columns and values.
+
+    Label phrases are proposed commented out (only the team knows what a label means); a
+    binned column gets an active name ("age group" for age_band).
+    """
+    plain = [c for c in sensitive if c not in bin_names.values()]
+    lines = [
+        "# How the reports name things (default: the raw column names and values). A label's",
+        "# phrase says what label = 1 means for a patient, e.g. \"tested positive for covid\".",
+        "[report.display_names.labels]",
+        *[f"# {_key(lab)} = {_q('has ' + lab)}   # what {lab} = 1 means" for lab in roles.label],
+        "",
+        "[report.display_names.columns]",
+        *[f"{_key(name)} = {_q(col.replace('_', ' ') + ' group')}   # binned from {col}"
+          for col, name in bin_names.items()],
+        *[f"# {_key(col)} = {_q(col.replace('_', ' '))}" for col in plain],
+        "",
+        "[report.display_names.values]   # column = { value = \"name\", ... }",
+        f"# {_key(plain[0]) if plain else 'gender'} = {{ female = \"women\", male = \"men\" }}",
+        "",
+    ]
+    return lines
+
+
 def render_config(data_path: Path, roles: Roles, out: Path, attestations: str | None = None) -> str:
     """The text of a commented audit.toml for ``roles``."""
     try:
@@ -205,7 +238,9 @@ def render_config(data_path: Path, roles: Roles, out: Path, attestations: str | 
         "min_cell = 10               # cells with fewer cases are suppressed",
         (f"attestations = {_q(attestations)}   # the team's answers to checklist items no tool measures"
          if attestations else "# attestations = \"attestations.yaml\""),
+        "# record_paths = false      # true keeps absolute file paths in results.json",
         "",
+        *_display_name_lines(roles, names, sensitive),
         "# [[gates]]                 # CI gates: exit 1 when one fails",
         "# metric = \"fairness.fnr_gap\"",
         "# op = \"<=\"",

@@ -41,7 +41,7 @@ def test_exit_0_and_every_output(tmp_path, data):
     res = invoke(*base_args(data, out), "--gate", "fairness.fnr_gap<=0.9")
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == [".future-audit-run", "junit.xml", "report.html",
-                                                     "results.json", "summary.md"]
+                                                     "results.json", "summary.md", "technical-report.html"]
     result = AuditResult.from_json((out / "results.json").read_text())
     assert result.gates[0].status.value == "PASS"
     prov = result.provenance
@@ -211,7 +211,7 @@ def test_results_json_round_trips_and_rerender_is_identical(tmp_path, data):
     assert res.exit_code == 0, res.output
     for name in ("report.html", "summary.md", "junit.xml"):
         assert (tmp_path / "again" / name).read_text() == (out / name).read_text()
-    assert (out / "report.html").read_text() == render_html(result)
+    assert (out / "report.html").read_text() == render_html(result, edition="board")
     assert render_markdown(result) and render_junit(result)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
@@ -291,7 +291,7 @@ def test_pdf_without_weasyprint_fails_before_writing(tmp_path, data, monkeypatch
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == [".future-audit-run", "report.html", "results.json"]
     warnings = json.loads((out / "results.json").read_text())["warnings"]
-    assert any("report.pdf was not written" in w for w in warnings)
+    assert any("the PDF editions were not written" in w for w in warnings)
 
 
 def test_checklist_command_with_results_and_attestations(tmp_path, data):
@@ -447,3 +447,32 @@ def test_a_full_disk_at_write_time_exits_4_and_keeps_the_previous_set(tmp_path, 
     assert "No space left on device" in lines[0] and str(out) in lines[0]
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".o.")] == []
+
+
+def _help_text(*args) -> str:
+    """Help output as plain words: wide enough not to wrap, box-drawing characters removed."""
+    res = runner.invoke(app, [*args, "--help"], env={"COLUMNS": "250", "TERMINAL_WIDTH": "250"})
+    assert res.exit_code == 0, res.output
+    return " ".join(res.output.replace("│", " ").replace("╭", " ").replace("╰", " ").split())
+
+
+def test_run_help_shows_the_config_table_literally_and_number_types():
+    import re
+
+    text = _help_text("run")
+    assert "pyproject.toml with [tool.future-audit]." in text  # not eaten as rich markup
+    assert re.search(r"--threshold FLOAT ", text)
+    for flag in ("--min-cell", "--seed"):
+        assert re.search(rf"{flag} INTEGER ", text), flag
+
+
+def test_checklist_command_counts_every_state_on_one_line(tmp_path, data):
+    out = tmp_path / "o"
+    assert invoke(*base_args(data, out), "--format", "json").exit_code == 0
+    res = runner.invoke(app, ["checklist", "claim", str(out / "results.json")], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    last = res.output.strip().splitlines()[-1]
+    # a tabular audit: the imaging items (10, 13) do not apply; a file hash only partly answers 7
+    assert last.startswith("CLAIM 2024: 2 of 44 items measured, 0 attested, ")
+    assert ", 2 not applicable, " in last and " partly measured, " in last and last.endswith(" open")
+    assert "not applicable" in res.output and "partly measured" in res.output

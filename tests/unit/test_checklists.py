@@ -217,11 +217,12 @@ def _by_id(states):
 def test_measured_by_metrics_with_the_plugins_findings_linked():
     s = _by_id(item_states(load_checklist("future-ai"), _result(_fairness())))
     f3 = s["Fairness 3"]
-    assert f3.state == "measured"
+    assert f3.state == "partly measured"  # coverage is partial: mitigation needs a written answer
     assert f3.metric_ids == ("fnr",) and f3.kinds == ("uncertainty",)
     assert f3.findings == (("fairness", "fnr_by_sex", "INCONCLUSIVE"),)
-    assert s["Fairness 2"].state == "measured" and s["Fairness 2"].metric_ids == ("n",)
-    assert "the rest needs a written answer" in f3.note  # coverage is partial
+    assert s["Fairness 2"].state == "partly measured" and s["Fairness 2"].metric_ids == ("n",)
+    assert "the rest needs a written answer" in f3.note
+    assert "findings reference it" not in f3.note  # its findings come with the evidence
     assert s["General 4"].state == "open"  # no provenance in this result
 
 
@@ -229,15 +230,15 @@ def test_core_evidence_kinds():
     plain = _fairness(metrics=[Metric("fnr", 0.2)])  # no threshold, no interval
     r = _result(plain, provenance={"model": {"sha256": "ab"}}, data_summary={"rows": 9})
     claim, tripod = _by_id(item_states(load_checklist("claim"), r)), _by_id(item_states(load_checklist("tripod"), r))
-    assert claim["12"].state == "measured" and claim["12"].kinds == ("dataset_summary",)
+    assert claim["12"].state == "partly measured" and claim["12"].kinds == ("dataset_summary",)
     assert claim["12"].findings == ()  # core kinds link no plugin's findings
-    assert tripod["12g"].kinds == ("provenance",)
+    assert tripod["12g"].kinds == ("provenance",)  # no model kind recorded: no model_call
     assert claim["29"].state == "open"  # uncertainty: no metric has an interval
     assert tripod["15"].state == "open"  # operating point: no threshold metric
     r = _result(_fairness())
     claim, tripod = _by_id(item_states(load_checklist("claim"), r)), _by_id(item_states(load_checklist("tripod"), r))
     assert claim["29"].state == "measured" and claim["29"].kinds == ("uncertainty",)
-    assert tripod["15"].state == "measured" and tripod["15"].kinds == ("operating_point",)
+    assert tripod["15"].state == "partly measured" and tripod["15"].kinds == ("operating_point",)
     assert claim["12"].state == "open"  # empty data summary
 
 
@@ -266,7 +267,7 @@ def test_a_finding_reference_links_findings_but_only_evidence_measures():
     assert s["Robustness 3"].findings == (("robust", "noise", "WARN"),)
     assert "findings reference it" in s["Robustness 3"].note
     assert s["Robustness 1"].findings == ()  # a skipped plugin's findings are not linked
-    assert s["Fairness 3"].state == "measured"
+    assert s["Fairness 3"].state == "partly measured"
     assert s["Fairness 3"].findings == (("fairness", "fnr_by_sex", "PASS"),)  # linked once
 
 
@@ -276,7 +277,9 @@ def test_attested_open_and_measured_with_attestation():
     r = _result(_fairness(), provenance={"git": {"commit": "abc"}})
     s = _by_id(item_states(load_checklist("future-ai"), r, {"future-ai": answers}))
     assert s["General 1"].state == "attested" and s["General 1"].attestation.answer.startswith("We ran")
-    assert s["General 4"].state == "measured" and s["General 4"].attestation is not None
+    # partly measured (provenance) and answered: attested, keeping the evidence
+    assert s["General 4"].state == "attested" and s["General 4"].attestation is not None
+    assert s["General 4"].kinds == ("provenance",)
     assert s["Usability 1"].state == "open" and s["Usability 1"].note == "needs a written answer (attestation)"
     assert s["Universality 3"].state == "open"
     assert s["Universality 3"].note == "not assessed yet: universality plugin: results on external data and per site"
@@ -294,13 +297,15 @@ def test_coverage_counts_and_line():
     c = load_checklist("tripod-ai")
     states = item_states(c, _result(_fairness()), {"tripod-ai": {"17": Attestation("Approved by REC 21/LO/1234.")}})
     counts = coverage(states)
-    measured = sorted(s.item.id for s in states if s.state == "measured")
-    # fnr: 12e, 14, 23a; uncertainty: 12e, 23a; threshold: 15; n: 10, 20a, 20b, 21
-    assert measured == ["10", "12e", "14", "15", "20a", "20b", "21", "23a"]
-    assert counts == {"total": 52, "measured": 8, "attested": 1, "open": 43, "measured_partial": 8}
-    assert coverage_line(c, states) == "TRIPOD+AI: 8 of 52 sub-items measured, 1 attested, 43 open"
+    partly = sorted(s.item.id for s in states if s.state == "partly measured")
+    # fnr: 12e, 14, 23a; uncertainty: 12e, 23a; threshold: 15; n: 10, 20a, 20b, 21; none in full
+    assert partly == ["10", "12e", "14", "15", "20a", "20b", "21", "23a"]
+    assert counts == {"total": 52, "measured": 0, "attested": 1, "partly measured": 8, "not applicable": 0,
+                      "open": 43, "attested_partly": 0}
+    assert coverage_line(c, states) == (
+        "TRIPOD+AI: 0 of 52 sub-items measured, 1 attested, 8 partly measured, 0 not applicable, 43 open")
     assert coverage_line(load_checklist("claim"), item_states(load_checklist("claim"), None)) == (
-        "CLAIM 2024: 0 of 44 items measured, 0 attested, 44 open")
+        "CLAIM 2024: 0 of 44 items measured, 0 attested, 0 partly measured, 0 not applicable, 44 open")
 
 
 def test_fairness_only_audit_coverage(tmp_path, toy_frame):
@@ -312,12 +317,20 @@ def test_fairness_only_audit_coverage(tmp_path, toy_frame):
     raw = {"data": {"path": str(path), "label": "y", "score": "p", "sensitive": ["sex", "race"]},
            "fairness": {"bootstrap": 200, "seed": 1}}
     result = run_audit(build_config(raw, base_dir=tmp_path, plugin_names=("fairness",), flags={}))
-    measured = {cid: {s.item.id for s in item_states(load_checklist(cid), result) if s.state == "measured"}
-                for cid in CHECKLIST_IDS}
-    assert measured == {
-        "claim-2024": {"7", "12", "21", "28", "29", "35", "36", "37", "38", "39"},
+    states = {cid: item_states(load_checklist(cid), result) for cid in CHECKLIST_IDS}
+    by_state = {cid: {state: {s.item.id for s in st if s.state == state} for state in cl.STATES}
+                for cid, st in states.items()}
+    assert {cid: s["measured"] for cid, s in by_state.items()} == {
+        "claim-2024": {"29", "38"}, "tripod-ai": set(), "future-ai": set(),
+    }
+    assert {cid: s["partly measured"] for cid, s in by_state.items()} == {
+        "claim-2024": {"7", "12", "21", "28", "35", "36", "37", "39"},
+        # 12g: scores read from the data file, so how they were made needs a written answer
         "tripod-ai": {"5a", "10", "11", "12e", "12g", "14", "15", "20a", "20b", "21", "23a"},
         "future-ai": {"Fairness 2", "Fairness 3", "Traceability 2", "Traceability 4", "General 4"},
+    }
+    assert {cid: s["not applicable"] for cid, s in by_state.items()} == {
+        "claim-2024": {"10", "13"}, "tripod-ai": set(), "future-ai": set(),
     }
 
 
@@ -332,7 +345,7 @@ def test_table_without_results_says_what_could_measure_each_item():
     console = Console(record=True, width=200)
     console.print(table)
     text = console.export_text()
-    assert "TRIPOD+AI: 0 of 52 sub-items measured, 1 attested, 51 open" in text
+    assert "TRIPOD+AI: 0 of 52 sub-items measured, 1 attested, 0 partly measured, 0 not applicable, 51 open" in text
     assert "answer: REC approval 21/LO/1234" in text
     assert "measurable by: operating_point" in text  # item 15
     assert "not assessed yet: drift plugin" in text  # item 16
@@ -347,3 +360,88 @@ def test_table_with_results_shows_evidence_and_findings():
     text = console.export_text()
     assert "fairness.fnr_by_sex INCONCLUSIVE" in text
     assert "fnr, uncertainty" in text
+
+
+# ------------------------------------------------------------------------ measured means the whole item
+def _audited(model_kind="sklearn", metrics=None):
+    prov = {"model": {"kind": model_kind, "sha256": "ab" * 32},
+            "data": {"file": "test.csv", "sha256": "cd" * 32}}
+    return _result(_fairness(metrics=metrics), provenance=prov, data_summary={"rows": 200})
+
+
+def test_an_item_is_measured_only_when_the_evidence_answers_all_of_it():
+    claim, tripod = load_checklist("claim"), load_checklist("tripod")
+    s = _by_id(item_states(claim, _audited()))
+    # A file hash is not where the data came from: part of CLAIM 7 at most.
+    assert s["7"].state == "partly measured" and s["7"].kinds == ("provenance",)
+    assert "the rest needs a written answer" in s["7"].note
+    assert s["38"].state == "measured" and s["38"].note == ""  # estimates with intervals
+    no_ci = _by_id(item_states(claim, _audited(metrics=[Metric("fnr", 0.2, n=100), Metric("threshold", 0.5)])))
+    assert no_ci["38"].state == "partly measured"  # estimates without their precision
+    assert "no metric has a confidence interval" in no_ci["38"].note
+    assert _by_id(item_states(tripod, _audited()))["12g"].state == "measured"  # the audit called the model
+    read = _by_id(item_states(tripod, _audited(model_kind="predictions")))["12g"]
+    assert read.state == "partly measured" and read.kinds == ("provenance",)
+    assert "predictions file" in read.note
+
+
+def test_partly_measured_with_a_written_answer_is_attested_and_keeps_its_evidence():
+    answers = {"claim-2024": {"7": Attestation("Hospital A PACS export, 2019-2021.")}}
+    states = item_states(load_checklist("claim"), _audited(), answers)
+    item7 = _by_id(states)["7"]
+    assert item7.state == "attested" and item7.kinds == ("provenance",)
+    assert item7.attestation.answer.startswith("Hospital A")
+    assert "the audit measured part of it" in item7.note
+    assert coverage(states)["attested_partly"] == 1
+    # a fully measured item stays measured and keeps its answer
+    answers = {"claim-2024": {"38": Attestation("See table 2.")}}
+    item38 = _by_id(item_states(load_checklist("claim"), _audited(), answers))["38"]
+    assert item38.state == "measured" and item38.note == "also answered in writing"
+    assert not item38.wants_answer and item7.wants_answer is False
+
+
+def test_imaging_items_are_not_applicable_to_a_tabular_audit():
+    claim = load_checklist("claim")
+    assert {i.id for i in claim.items if i.modality == "imaging"} == {"10", "13"}
+    s = _by_id(item_states(claim, _audited()))
+    for item_id in ("10", "13"):
+        assert s[item_id].state == "not applicable", item_id
+        assert "no imaging data" in s[item_id].note and "tabular" in s[item_id].note
+        assert not s[item_id].wants_answer
+    assert s["9"].state == "open"  # pre-processing applies to every model
+    line = coverage_line(claim, s.values())
+    assert ", 2 not applicable, " in line
+    # without a result nothing is known about the data: open, with a hint
+    blank = _by_id(item_states(claim, None))["13"]
+    assert blank.state == "open" and "applies to imaging models only" in blank.note
+    # an audit that read images (a future dataset kind) leaves them to be answered
+    images = AuditResult(plugins=(_fairness(),), config={"data": {"kind": "image"}})
+    assert _by_id(item_states(claim, images))["13"].state == "open"
+    # the team's answer wins: they say the item applies
+    answers = {"13": Attestation("CT, 1 mm slices, Siemens scanners.")}
+    assert _by_id(item_states(claim, _audited(), answers))["13"].state == "attested"
+
+
+def test_requires_and_modality_are_validated(tmp_path, monkeypatch):
+    _broken_copy(tmp_path, monkeypatch, lambda t: t.replace("requires: [model_call]", "requires: [uncertainty]"))
+    with pytest.raises(ChecklistError, match=r"'12g': requires uncertainty, which its 'evidence' does not list"):
+        load_checklist("tripod-ai")
+    _broken_copy(tmp_path, monkeypatch,
+                 lambda t: t.replace("requires: [model_call]", "requires: [model_call]\n    modality: audio"))
+    with pytest.raises(ChecklistError, match=r"modality 'audio' is not one of imaging"):
+        load_checklist("tripod-ai")
+
+
+def test_table_shows_every_state_with_its_reason():
+    from rich.console import Console
+
+    claim = load_checklist("claim")
+    answers = {"7": Attestation("Hospital A PACS export.")}
+    console = Console(record=True, width=250)
+    console.print(format_checklist_table(claim, item_states(claim, _audited(), answers)))
+    text = console.export_text()
+    for state in ("measured", "partly measured", "attested", "not applicable", "open"):
+        assert f" {state} " in text, state
+    assert "this audit read no imaging data" in text
+    assert "answer: Hospital A PACS export." in text and "provenance" in text  # attested 7 keeps its evidence
+    assert "1 attested, 7 partly measured, 2 not applicable" in text

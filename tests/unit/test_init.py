@@ -89,3 +89,21 @@ def test_init_command_writes_a_runnable_config(tmp_path, patients):
                                    "--threshold", "0.5", "--seed", "1"])
     assert res.exit_code in (0, 1), res.output
     assert Path(tmp_path / "o" / "results.json").is_file(), res.output
+
+
+def test_display_names_are_proposed(tmp_path, patients):
+    _, raw, cfg = _init(tmp_path, patients.drop(columns=["age_band"]))
+    text = (tmp_path / "audit.toml").read_text()
+    names = raw["report"]["display_names"]
+    # A binned column gets an active name; label phrases are proposed commented out.
+    assert names["columns"] == {"age_band": "age group"}
+    assert names["labels"] == {} and names["values"] == {}
+    assert '# y = "has y"' in text and "tested positive for covid" in text
+    assert '# sex = "sex"' in text
+    assert cfg.report.display_names == {"labels": {}, "columns": {"age_band": "age group"}, "values": {}}
+    # Uncommenting the proposals gives a valid config.
+    active = tomllib.loads(text.replace('# y = "has y"', 'y = "has y"')
+                           .replace('# sex = { female', 'sex = { female'))
+    cfg = build_config(active, base_dir=tmp_path, plugin_names=("fairness",))
+    assert cfg.report.display_names["labels"] == {"y": "has y"}
+    assert cfg.report.display_names["values"] == {"sex": {"female": "women", "male": "men"}}

@@ -15,8 +15,10 @@ from typing import Any
 
 from audit.errors import ConfigError
 
-FORMATS = ("html", "json", "junit", "md", "pdf", "model_card")
-DEFAULT_FORMATS = ("html", "json", "junit", "md")
+# html / pdf: the board edition (report.html, report.pdf); technical / technical_pdf: the full
+# report (technical-report.html, technical-report.pdf); see audit.report.report_set.FILE_NAMES.
+FORMATS = ("html", "json", "junit", "md", "pdf", "model_card", "technical", "technical_pdf")
+DEFAULT_FORMATS = ("html", "technical", "json", "junit", "md")
 GATE_POLICIES = ("interval", "point")
 FAIL_ON = ("fail", "inconclusive", "warn")
 OPERATORS = ("<=", ">=", "<", ">")
@@ -28,7 +30,8 @@ _DATA_KEYS = {
 }
 _MODEL_KEYS = {"path", "trusted_types"}
 _REPORT_KEYS = {"out", "formats", "min_cell", "attestations", "continue_without_pdf", "full_record",
-                "keep_small_numerators"}
+                "keep_small_numerators", "display_names", "record_paths"}
+_DISPLAY_NAME_KEYS = ("labels", "columns", "values")
 _RUN_KEYS = {"plugins", "gate_policy", "fail_on", "seed", "allow_empty_gates"}
 _GATE_RE = re.compile(r"^\s*([A-Za-z_][\w-]*)\.([A-Za-z_]\w*)\s*(<=|>=|<|>)\s*(.+?)\s*$")
 
@@ -83,6 +86,13 @@ class ReportConfig:
     full_record: bool = False
     # Show rates whose numerator is below min_cell (their denominator still must reach it).
     keep_small_numerators: bool = False
+    # How the reports name things: {"labels": {label column: phrase, e.g. "tested positive for
+    # covid"}, "columns": {column: name}, "values": {column: {value: name}}}; each table
+    # present (empty when not configured). Renderers read it from results.json's config.
+    display_names: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in _DISPLAY_NAME_KEYS})
+    # Keep absolute paths in results.json (provenance and config); by default a path is
+    # shown relative to the config file's folder when inside it, else as its file name.
+    record_paths: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,13 +129,40 @@ class AuditConfig:
     source: str | None = None
     # A gate with nothing to judge exits 1 unless this is set (run.allow_empty_gates).
     allow_empty_gates: bool = False
+    # The folder that relative paths of the config were read against (the config file's
+    # folder, or the working directory without one): recorded paths are shown relative to it.
+    base_dir: Path | None = None
+
+    def shown_path(self, path: str | Path | None) -> str | None:
+        """A path as results.json records it: absolute only with ``report.record_paths``;
+        otherwise relative to :attr:`base_dir` when inside it, else the file name alone."""
+        if path is None:
+            return None
+        if self.report.record_paths:
+            return str(path)
+        path = Path(path)
+        if self.base_dir is not None and path.is_absolute():
+            try:
+                return path.relative_to(Path(self.base_dir).resolve()).as_posix()
+            except ValueError:
+                pass
+        return path.name if path.is_absolute() else path.as_posix()
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view (recorded in the provenance of every result)."""
+        """JSON-ready view (recorded as ``config`` in every result).
+
+        Paths follow :meth:`shown_path`. The seed is not here: it is recorded once, as
+        ``provenance.seed``, and a plugin's ``seed`` equal to it (``--seed`` sets both) is
+        left out of ``plugin_params`` for the same reason.
+        """
+        model_path = self.model.path
+        if model_path is not None and _looks_like_path(model_path):
+            model_path = self.shown_path(model_path)
         return {
-            "source": self.source,
+            "source": None if self.source is None else (
+                self.source if self.report.record_paths else Path(self.source).name),
             "data": {
-                "path": _s(self.data.path), "reference": _s(self.data.reference),
+                "path": self.shown_path(self.data.path), "reference": self.shown_path(self.data.reference),
                 "label": list(self.data.label), "id": self.data.id,
                 "sensitive": list(self.data.sensitive), "site": self.data.site,
                 "time": self.data.time, "features": list(self.data.features),
@@ -137,25 +174,25 @@ class AuditConfig:
                     for b in self.data.bins
                 ],
             },
-            "model": {"path": self.model.path, "trusted_types": list(self.model.trusted_types),
+            "model": {"path": model_path, "trusted_types": list(self.model.trusted_types),
                       "trust_model": self.model.trust},
-            "report": {"out": _s(self.report.out), "formats": list(self.report.formats),
-                       "min_cell": self.report.min_cell, "attestations": _s(self.report.attestations),
+            "report": {"out": self.shown_path(self.report.out), "formats": list(self.report.formats),
+                       "min_cell": self.report.min_cell, "attestations": self.shown_path(self.report.attestations),
                        "continue_without_pdf": self.report.continue_without_pdf,
                        "full_record": self.report.full_record,
-                       "keep_small_numerators": self.report.keep_small_numerators},
+                       "keep_small_numerators": self.report.keep_small_numerators,
+                       "record_paths": self.report.record_paths,
+                       "display_names": {k: {c: (dict(v) if isinstance(v, dict) else v) for c, v in t.items()}
+                                         for k, t in self.report.display_names.items()}},
             "gates": [g.expression for g in self.gates],
             "plugins": None if self.plugins is None else list(self.plugins),
-            "plugin_params": {k: dict(v) for k, v in self.plugin_params.items()},
+            "plugin_params": {k: {key: v for key, v in params.items()
+                                  if not (key == "seed" and self.seed is not None and v == self.seed)}
+                              for k, params in self.plugin_params.items()},
             "gate_policy": self.gate_policy,
             "fail_on": [s.upper() for s in self.fail_on],
-            "seed": self.seed,
             "allow_empty_gates": self.allow_empty_gates,
         }
-
-
-def _s(p) -> str | None:
-    return None if p is None else str(p)
 
 
 # --------------------------------------------------------------------------- reading files
@@ -302,6 +339,8 @@ def build_config(
         full_record=_bool(report_raw.get("full_record", False), "report.full_record"),
         keep_small_numerators=_bool(report_raw.get("keep_small_numerators", False),
                                     "report.keep_small_numerators"),
+        display_names=_display_names(report_raw.get("display_names", {})),
+        record_paths=_bool(report_raw.get("record_paths", False), "report.record_paths"),
     )
 
     gates = [parse_gate_table(g, i) for i, g in enumerate(_gate_list(raw.get("gates", [])))]
@@ -331,7 +370,7 @@ def build_config(
     return AuditConfig(
         data=data, model=model, report=report, gates=tuple(gates), plugins=plugins,
         plugin_params=plugin_params, gate_policy=gate_policy, fail_on=fail_on, seed=seed,
-        source=source, allow_empty_gates=allow_empty,
+        source=source, allow_empty_gates=allow_empty, base_dir=Path(base_dir).resolve(),
     )
 
 
@@ -383,6 +422,31 @@ def _threshold(value: Any, where: str) -> float:
     if not math.isfinite(x):
         raise ConfigError(f"{where}: expected a finite number, got {value!r}.")
     return x
+
+
+def _display_names(raw: Any) -> dict[str, dict[str, Any]]:
+    """``[report.display_names]``: tables labels and columns (name → text) and values
+    (column → {value → text}); every text a non-empty string."""
+    where = "report.display_names"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table with optional tables labels, columns and values, "
+                          f"got {raw!r}.")
+    _check_keys(raw, set(_DISPLAY_NAME_KEYS), where)
+    out: dict[str, dict[str, Any]] = {}
+    for key in _DISPLAY_NAME_KEYS:
+        table = raw.get(key, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}.{key}: expected a table, e.g. [{where}.{key}], got {table!r}.")
+        if key == "values":
+            out[key] = {}
+            for column, names in table.items():
+                if not isinstance(names, dict):
+                    raise ConfigError(f"{where}.values.{column}: expected a table value → name, e.g. "
+                                      f'{column} = {{ female = "women" }}, got {names!r}.')
+                out[key][column] = {str(v): _str(t, f"{where}.values.{column}.{v}") for v, t in names.items()}
+        else:
+            out[key] = {name: _str(text, f"{where}.{key}.{name}") for name, text in table.items()}
+    return out
 
 
 def _bins(raw: Any) -> tuple[BinSpec, ...]:

@@ -167,8 +167,54 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Curve:
+    """One group's metric at a grid of thresholds, for a plot (added in schema 1.2).
+
+    Parameters
+    ----------
+    id : str
+        Stable snake_case id of what is plotted, e.g. ``fnr_by_threshold`` (the miss rate at
+        each threshold, with the prediction rule ``score >= threshold``).
+    group : dict or None
+        Column name → value, as on :class:`Metric`.
+    label : str or None
+        The label in multi-label mode; None for a single label.
+    thresholds : tuple of float
+        The thresholds, increasing.
+    values : tuple of float or None
+        The value at each threshold; None where it is undefined or withheld (a point resting
+        on a small count; the plugin that publishes the curve says which).
+    operating_point : float or None
+        The threshold the audit's other numbers use, to be marked on the plot.
+    """
+
+    id: str
+    group: dict[str, str] | None
+    label: str | None
+    thresholds: tuple[float, ...]
+    values: tuple[float | None, ...]
+    operating_point: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
+        object.__setattr__(self, "values", tuple(_clean_number(v) for v in self.values))
+        object.__setattr__(self, "operating_point", _clean_number(self.operating_point))
+        if len(self.values) != len(self.thresholds):
+            raise ValueError(f"curve {self.id}: {len(self.values)} values for {len(self.thresholds)} thresholds")
+        if self.group is not None:
+            object.__setattr__(self, "group", {str(k): str(v) for k, v in self.group.items()})
+
+    @property
+    def group_label(self) -> str:
+        """Human-readable group name, as :attr:`Metric.group_label`."""
+        if not self.group:
+            return "overall"
+        return ", ".join(f"{k}={v}" for k, v in self.group.items())
+
+
+@dataclass(frozen=True)
 class PluginResult:
-    """Everything one plugin measured: metrics, findings, the settings it used, warnings."""
+    """Everything one plugin measured: metrics, findings, curves, the settings it used, warnings."""
 
     plugin: str
     principle: str
@@ -181,6 +227,7 @@ class PluginResult:
     warnings: tuple[str, ...] = ()
     error: str | None = None
     checklist: tuple[str, ...] = ()
+    curves: tuple[Curve, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
@@ -188,6 +235,7 @@ class PluginResult:
         object.__setattr__(self, "findings", tuple(self.findings))
         object.__setattr__(self, "warnings", tuple(self.warnings))
         object.__setattr__(self, "checklist", tuple(self.checklist))
+        object.__setattr__(self, "curves", tuple(self.curves))
 
     def metric_ids(self) -> list[str]:
         """Sorted distinct metric ids, without the plugin prefix."""
@@ -300,7 +348,7 @@ def _jsonable(obj):
 
 _NESTED = {
     AuditResult: {"plugins": PluginResult, "gates": GateResult},
-    PluginResult: {"metrics": Metric, "findings": Finding},
+    PluginResult: {"metrics": Metric, "findings": Finding, "curves": Curve},
     GateResult: {"checks": GateCheck},
 }
 _PAIRS = {"ci", "ci_simultaneous"}
@@ -345,7 +393,11 @@ def public_record(result: AuditResult) -> AuditResult:
     if result.full_record:
         return result
     relabel = _withheld_labels(result.plugins)
-    plugins = tuple(replace(p, metrics=tuple(_relabel_metric(m, relabel) for m in _public_metrics(p.metrics)))
+    # Curves are published only for groups that are not small (the plugin's rule), so the
+    # relabelling never applies to them in practice; it runs anyway, so that no path of the
+    # record can show a withheld label.
+    plugins = tuple(replace(p, metrics=tuple(_relabel_metric(m, relabel) for m in _public_metrics(p.metrics)),
+                            curves=tuple(_relabel_curve(c, relabel) for c in p.curves))
                     for p in result.plugins)
     gates = tuple(replace(g, checks=tuple(
         _relabel_check(replace(c, value=None, ci=None) if c.suppressed else c, relabel)
@@ -383,6 +435,10 @@ def _relabel_metric(m: Metric, relabel) -> Metric:
     flags = tuple(f for f in m.flags if f != SMALL_GROUP)
     return replace(m, group=_relabel(m.group, relabel), reference_group=_relabel(m.reference_group, relabel),
                    flags=flags)
+
+
+def _relabel_curve(c: Curve, relabel) -> Curve:
+    return replace(c, group=_relabel(c.group, relabel)) if relabel else c
 
 
 def _relabel_check(c: GateCheck, relabel) -> GateCheck:

@@ -99,7 +99,7 @@ def run_audit(
     if reference is not None and reference.n_dropped:
         ctx.warn(f"{reference.n_dropped} rows of {reference.path.name} with missing label/score were dropped.")
     if not pdf_ok:
-        ctx.warn("WeasyPrint is not installed: report.pdf was not written (--continue-without-pdf). "
+        ctx.warn("WeasyPrint is not installed: the PDF editions were not written (--continue-without-pdf). "
                  "Install it with: pip install 'future-audit[pdf]'")
     shared = shared_identifiers(data, reference, config.data.id)
     if shared:
@@ -138,9 +138,9 @@ def run_audit(
         "started": started,
         "finished": prov.now(),
         "seed": config.seed,
-        "data": _dataset_record(data),
-        "reference": None if reference is None else _dataset_record(reference),
-        "model": {"kind": model.kind, "source": _display_source(model), "sha256": model.fingerprint()},
+        "data": _dataset_record(data, config),
+        "reference": None if reference is None else _dataset_record(reference, config),
+        "model": {"kind": model.kind, "source": _display_source(model, config), "sha256": model.fingerprint()},
         "model_calls": ctx.cache.calls,
         "plugins_installed": {name: cls.version for name, cls in sorted(available.items())},
         "versions": prov.package_versions(),
@@ -168,7 +168,7 @@ def check_pdf_support(config: AuditConfig) -> bool:
 
     Returns False (go on without the PDF) only when the user asked to continue without it.
     """
-    if "pdf" not in config.report.formats:
+    if not {"pdf", "technical_pdf"} & set(config.report.formats):
         return True
     try:
         import weasyprint  # noqa: F401  (costs a second; only when a PDF is asked for)
@@ -206,11 +206,15 @@ def _data_summary(config: AuditConfig, data: Dataset, reference: Dataset | None)
             "rows": data.n_rows}
 
 
-def _dataset_record(ds: Dataset) -> dict[str, Any]:
-    return {"file": ds.path.name, "path": str(ds.path), "sha256": ds.sha256,
+def _dataset_record(ds: Dataset, config: AuditConfig) -> dict[str, Any]:
+    # No absolute path unless report.record_paths: a report names files, not where they sit
+    # on somebody's disk (user names, project folders).
+    return {"file": ds.path.name, "path": config.shown_path(ds.path), "sha256": ds.sha256,
             "rows_read": ds.n_rows_read, "rows_used": ds.n_rows, "rows_dropped": ds.n_dropped}
 
 
-def _display_source(model) -> str:
+def _display_source(model, config: AuditConfig) -> str:
     source = str(model.source)
+    if config.report.record_paths:
+        return source
     return Path(source).name if "/" in source else source

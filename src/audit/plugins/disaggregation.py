@@ -3,7 +3,8 @@
 The computation behind the fairness plugin (and any plugin that compares groups), free of
 configuration and reporting:
 
-- confusion-count rates (prevalence, sensitivity, specificity, FNR, FPR, PPV, NPV) with exact
+- confusion-count rates (prevalence, sensitivity, specificity, FNR, FPR, PPV, NPV, and the
+  flagged share: predicted positives over n) with exact
   Clopper-Pearson intervals at a Korn-Graubard effective sample size when rows repeat per
   patient (:mod:`audit.stats.proportions`): they cover at 5 positives as at 5,000 and no bound
   sits at 0 or 1 unless the observed rate does;
@@ -46,7 +47,7 @@ from audit.stats.proportions import (
     proportion_interval,
 )
 
-RATE_METRICS = ("prevalence", "sensitivity", "specificity", "fnr", "fpr", "ppv", "npv")
+RATE_METRICS = ("prevalence", "sensitivity", "specificity", "fnr", "fpr", "ppv", "npv", "flagged")
 SCORE_METRICS = ("auroc", "brier")
 # +1: higher is better (gap = reference - group); -1: lower is better (gap = group - reference).
 DIRECTION = {"sensitivity": 1, "specificity": 1, "ppv": 1, "npv": 1, "auroc": 1,
@@ -54,12 +55,13 @@ DIRECTION = {"sensitivity": 1, "specificity": 1, "ppv": 1, "npv": 1, "auroc": 1,
 GAP_METRICS = ("fnr", "fpr", "sensitivity", "specificity", "ppv", "npv", "auroc", "brier")
 # The denominator of each rate: which count a small cell refers to.
 DENOMINATOR = {"prevalence": "n", "sensitivity": "positives", "fnr": "positives",
-               "specificity": "negatives", "fpr": "negatives", "ppv": "pred_pos", "npv": "pred_neg"}
+               "specificity": "negatives", "fpr": "negatives", "ppv": "pred_pos", "npv": "pred_neg",
+               "flagged": "n"}
 
 
 # Numerator count of each rate (its denominator is DENOMINATOR).
 NUMERATOR = {"prevalence": "positives", "sensitivity": "tp", "fnr": "fn", "specificity": "tn", "fpr": "fp",
-             "ppv": "tp", "npv": "tn"}
+             "ppv": "tp", "npv": "tn", "flagged": "pred_pos"}
 # Which confusion cells (tp, fn, fp, tn) each count adds up.
 COUNT_CELLS = {"n": (0, 1, 2, 3), "positives": (0, 1), "negatives": (2, 3), "pred_pos": (0, 2),
                "pred_neg": (1, 3), "tp": (0,), "fn": (1,), "fp": (2,), "tn": (3,)}

@@ -16,7 +16,7 @@ import pandas as pd
 
 from audit import __version__
 from audit.core.progress import track
-from audit.core.results import SMALL_GROUP, Finding, Metric, PluginResult, Status, worst_status
+from audit.core.results import SMALL_GROUP, Curve, Finding, Metric, PluginResult, Status, worst_status
 from audit.errors import ConfigError
 from audit.plugins.base import AuditPlugin
 from audit.plugins.disaggregation import (
@@ -51,6 +51,25 @@ UD_IDS = ("underdiagnosis_rate", "overdiagnosis_rate", "underdiagnosis_rate_gap"
 
 MAX_BOOTSTRAP = 100_000  # the cap of the deprecated fairness.bootstrap (documented)
 
+# The operating-point check (finding ``operating_point``): poor when the overall sensitivity or
+# specificity is below this, or the flagged share is outside these multiples of prevalence.
+OP_MIN_RATE = 0.5
+OP_FLAGGED_RATIO = (0.5, 2.0)
+OPERATING_POINT_RULE = (
+    f"WARN when, overall, sensitivity < {OP_MIN_RATE:g} or specificity < {OP_MIN_RATE:g}, or the flagged "
+    f"share is outside [{OP_FLAGGED_RATIO[0]:g}, {OP_FLAGGED_RATIO[1]:g}] times the prevalence (decided on "
+    "point estimates, stated with their intervals); PASS when none holds; INCONCLUSIVE when a value it needs "
+    "is suppressed or undefined. It never FAILs and no gate reads it."
+)
+# fnr_by_threshold: each group's miss rate at these thresholds (0, 0.05, ..., 1).
+CURVE_THRESHOLDS = tuple(k / 20 for k in range(21))
+CURVE_RULE = (
+    "each group's FNR (missed ÷ positives, score >= threshold counts as flagged) at every threshold, for "
+    "single-attribute groupings only (no intersections, no overall curve, so that no curve can be differenced "
+    "back into a suppressed cell) and only for groups whose n, positives and FNR are published; a point whose "
+    "missed or caught count is 1 to min_cell - 1 is null (unless report.keep_small_numerators)"
+)
+
 
 @dataclass(frozen=True)
 class FairnessParams:
@@ -61,7 +80,9 @@ class FairnessParams:
     operating_point : ``max-f1`` (the paper's choice), ``youden``, ``sensitivity:X`` or
         ``specificity:X``.
     intersections : lists of sensitive attributes analysed jointly, e.g. [["sex", "age_band"]].
-    bootstrap, seed : deprecated and ignored (the intervals are exact; a warning says so).
+    bootstrap, seed : deprecated and ignored (the intervals are exact; a warning says so). The
+        plugin draws no random numbers, so its settings record no seed; the run's seed is
+        recorded once, as ``provenance.seed``.
     level : interval level. correction : ``holm`` or ``bh`` over all gap tests.
     min_group_n, min_positives : groups below either are flagged under-powered.
     tolerance : the gap the plugin's own findings judge against (gates set their own).
@@ -110,7 +131,8 @@ class FairnessPlugin(AuditPlugin):
 
     Per group (each sensitive attribute) and per configured intersection: n, positives,
     prevalence, sensitivity, specificity, FNR (underdiagnosis of a disease label), FPR, PPV,
-    NPV, AUROC and Brier score, with 95% intervals: exact Clopper-Pearson intervals for the
+    NPV, the flagged share (``flagged``: predicted positives ÷ n, to set against prevalence),
+    AUROC and Brier score, with 95% intervals: exact Clopper-Pearson intervals for the
     rates (at a Korn-Graubard effective sample size when rows repeat per patient),
     cluster-robust DeLong / influence-function intervals for AUROC and Brier. Gaps to the best
     group (``*_gap``, the best re-selected within the interval) and to the overall population
@@ -118,6 +140,13 @@ class FairnessPlugin(AuditPlugin):
     worse, each with an interval, a simultaneous interval for its family and a test
     corrected for multiplicity (Holm or Benjamini-Hochberg). See
     :mod:`audit.plugins.disaggregation`.
+
+    Before the gaps, one finding per label, ``operating_point``, judges the shared operating
+    point on the overall numbers: WARN when sensitivity or specificity is below 0.5 or the
+    flagged share is outside half to twice the prevalence (also stated among the warnings),
+    PASS otherwise, INCONCLUSIVE when a value it needs is suppressed. And per group of each
+    single sensitive attribute, a curve ``fnr_by_threshold`` (:class:`audit.core.results.Curve`):
+    the miss rate at thresholds 0, 0.05, ..., 1, under the privacy rule of :func:`_fnr_curves`.
 
     With an identifier column, ``min_group_n``, ``min_positives`` and ``report.min_cell``
     count patients, not rows.
@@ -168,6 +197,10 @@ class FairnessPlugin(AuditPlugin):
         ref_scores = ctx.predictions("reference") if ctx.reference is not None else None
         warnings: list[str] = []
         for key in ("bootstrap", "seed"):
+            # --seed sets the run's seed (recorded once, in provenance) and, for old configs,
+            # fairness.seed too: that copy is the run's seed, not a stale key to warn about.
+            if key == "seed" and p.seed == ctx.random_state:
+                continue
             if getattr(p, key) != getattr(FairnessParams, key):
                 warnings.append(f"fairness.{key} is no longer used: fairness intervals are exact "
                                 "(Clopper-Pearson and MOVER), not bootstrapped, so no replicates or seed "
@@ -214,10 +247,21 @@ class FairnessPlugin(AuditPlugin):
                     advance(1)
         metrics = secondary_suppression(metrics, protected)
         metrics = _adjust(metrics, p.correction)
-        findings = [self._finding(metrics, analysis, cols, p, ctx, unit)
-                    for analysis in analyses for cols in groupings]
+        gap_findings = [self._finding(metrics, analysis, cols, p, ctx, unit)
+                        for analysis in analyses for cols in groupings]
+        # The operating point first: a model that misses most cases makes its gaps secondary.
+        op = [(a, _operating_point_finding(metrics, a, p, ctx, unit, self.checklist))
+              for a in analyses if not a["names"]]
+        op_findings = [f for _, f in op]
+        # Stated among the warnings too, so that no report says "Warnings: none" beside it.
+        warnings += [(f"{a['label']}: " if a["label"] else "") + f.message for a, f in op if f.status == Status.WARN]
+        findings = op_findings + gap_findings
         status = worst_status(f.status for f in findings)
-        summary = self._summary(findings, analyses, threshold_method)
+        summary = self._summary(gap_findings, analyses, threshold_method)
+        if any(f.status == Status.WARN for f in op_findings):
+            summary += " The operating point is poor (see the finding 'Operating point')."
+        curves = _fnr_curves(metrics, analyses, coded, [(c,) for c in ctx.sensitive], clusters, ctx.min_cell,
+                             ctx.config.report.keep_small_numerators)
         settings = {
             "mode": "multi-label" if len(labels) > 1 else "binary",
             "labels": labels,
@@ -247,11 +291,14 @@ class FairnessPlugin(AuditPlugin):
             "min_cell": ctx.min_cell,
             "keep_small_numerators": ctx.config.report.keep_small_numerators,
             "no_finding": analyses[-1].get("no_finding_rule") if len(labels) > 1 else None,
+            "flagged_definition": "predicted positives ÷ n at the operating point (score >= threshold)",
+            "operating_point_check": OPERATING_POINT_RULE,
+            "curves": {"fnr_by_threshold": CURVE_RULE, "thresholds": list(CURVE_THRESHOLDS)},
         }
         return PluginResult(
             plugin=self.name, principle=self.principle, version=self.version, status=status,
             summary=summary, metrics=tuple(metrics), findings=tuple(findings), settings=settings,
-            warnings=tuple(warnings), checklist=self.checklist,
+            warnings=tuple(warnings), checklist=self.checklist, curves=tuple(curves),
         )
 
     # ------------------------------------------------------------------ pieces
@@ -451,6 +498,135 @@ class FairnessPlugin(AuditPlugin):
         parts = [f"{counts[s]} {s.value.lower()}" for s in (Status.WARN, Status.INCONCLUSIVE, Status.PASS) if counts[s]]
         return (f"Underdiagnosis compared across {len(findings)} grouping(s): {', '.join(parts)}. "
                 f"Operating point: {threshold_method}.")
+
+
+def _operating_point_finding(metrics, analysis, p: FairnessParams, ctx, unit, checklist) -> Finding:
+    """Whether the shared operating point is usable at all, from the overall numbers of a label.
+
+    Poor (WARN) when the overall sensitivity or specificity is below 0.5, or the flagged share
+    is under half or over twice the prevalence: then the model misses (or flags) so many
+    patients that the gaps between groups are secondary. Decided on the point estimates and
+    stated with their intervals, using only published values; INCONCLUSIVE when a value that
+    could decide is suppressed or undefined.
+    """
+    label, outcome = analysis["label"], analysis["outcome"]
+    overall = {m.id: m for m in metrics if m.group is None and m.label == label and m.reference is None}
+
+    def shown(mid: str) -> Metric | None:
+        m = overall.get(mid)
+        return m if m is not None and not m.suppressed and m.value is not None else None
+
+    fnr, sens, spec, fpr = shown("fnr"), shown("sensitivity"), shown("specificity"), shown("fpr")
+    flagged, prev = shown("flagged"), shown("prevalence")
+    sensitivity = sens.value if sens else (1 - fnr.value if fnr else None)
+    specificity = spec.value if spec else (1 - fpr.value if fpr else None)
+    ratio = flagged.value / prev.value if flagged and prev and prev.value > 0 else None
+    lo, hi = OP_FLAGGED_RATIO
+    reasons = []
+    if sensitivity is not None and sensitivity < OP_MIN_RATE:
+        reasons.append("it catches fewer than half of the patients with the condition")
+    if specificity is not None and specificity < OP_MIN_RATE:
+        reasons.append("it clears fewer than half of the patients without it")
+    if ratio is not None and ratio < lo:
+        reasons.append("it flags fewer than half as many patients as have the condition")
+    elif ratio is not None and ratio > hi:
+        reasons.append("it flags more than twice as many patients as have the condition")
+    decided = None not in (sensitivity, specificity, ratio)
+    status = Status.WARN if reasons else (Status.PASS if decided else Status.INCONCLUSIVE)
+
+    phrase = ctx.config.report.display_names.get("labels", {}).get(outcome) or f"{outcome}=1"
+    ci_text = f"{100 * p.level:g}% CI"
+
+    def ci(m: Metric, before: str = "") -> str:
+        inner = before + (f"{'; ' if before else ''}{ci_text} {_pct(m.ci[0])}–{_pct(m.ci[1])}" if m.ci else "")
+        return f" ({inner})" if inner else ""
+
+    parts = []
+    if fnr:
+        parts.append(f"misses {_pct(fnr.value)} of the patients with the condition{ci(fnr, phrase)}")
+    elif sens:
+        parts.append(f"catches {_pct(sens.value)} of the patients with the condition{ci(sens, phrase)}")
+    if spec:
+        parts.append(f"clears {_pct(spec.value)} of those without it{ci(spec)}")
+    if flagged:
+        parts.append(f"flags {_pct(flagged.value)} of all patients{ci(flagged)}")
+    threshold = analysis["threshold"]
+    head = f"At the operating point (threshold {_threshold_text(threshold)}) the model "
+    if parts:
+        message = head + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
+        if prev:
+            message += f", while {_pct(prev.value)} have the condition{ci(prev)}"
+    else:
+        message = f"At the operating point (threshold {_threshold_text(threshold)}) no overall rate can be shown"
+    if status == Status.WARN:
+        message += (": this operating point is poor (" + "; ".join(reasons) + "); the gaps between groups "
+                    "below matter less than this.")
+    elif status == Status.PASS:
+        message += (": sensitivity and specificity are at least 0.5 and the model flags between half and "
+                    "twice as many patients as have the condition.")
+    else:
+        message += (f". The operating point cannot be judged: a value it needs is suppressed (fewer than "
+                    f"{ctx.min_cell} {unit} in a cell) or undefined.")
+    return Finding(
+        id="operating_point" + (f"_{label}" if label else ""),
+        title=(f"{label}: " if label else "") + "Operating point",
+        status=status, message=message, metric="sensitivity", threshold=OP_MIN_RATE, checklist=checklist,
+    )
+
+
+def _threshold_text(t: float | None) -> str:
+    if t is None:
+        return "—"
+    return f"{t:.2f}" if abs(100 * t - round(100 * t)) < 1e-9 else f"{t:.4g}"
+
+
+def _fnr_curves(metrics, analyses, coded, groupings, clusters, min_cell, keep_small_numerators) -> list[Curve]:
+    """``fnr_by_threshold`` of every published group of every single-attribute grouping.
+
+    The privacy rule (documented in docs/results-json.md): a group gets a curve only when its
+    n, positives and FNR at the operating point are all published (after secondary
+    suppression), so the curve's denominator and its value at the operating point are
+    public already; no intersection and no overall curve is published, so that curves of
+    complementary groups cannot be subtracted into a suppressed cell; and a point whose
+    missed or caught count (patients, with an identifier) is 1 to ``min_cell - 1`` is None
+    unless ``report.keep_small_numerators``.
+    """
+    shown = {(m.id, tuple(sorted(m.group.items())), m.label) for m in metrics
+             if m.group is not None and m.reference is None and not m.suppressed and m.value is not None}
+    grid = np.asarray(CURVE_THRESHOLDS)
+    curves = []
+    for analysis in analyses:
+        if analysis["names"] or analysis["score"] is None:
+            continue
+        label, y, score = analysis["label"], analysis["y"], analysis["score"]
+        for cols in groupings:
+            codes, keys = coded[cols]
+            for k, key in enumerate(keys):
+                group = dict(zip(cols, key, strict=True))
+                where = tuple(sorted(group.items()))
+                if not all((mid, where, label) in shown for mid in ("n", "positives", "fnr")):
+                    continue
+                rows = (codes == k) & (y == 1)
+                s = np.sort(score[rows])
+                missed = np.searchsorted(s, grid, side="left")  # rows with score < t
+                caught = len(s) - missed
+                if clusters is not None:  # count patients: any row missed / any row caught
+                    pid, first = np.unique(clusters[rows], return_inverse=True)
+                    lowest = np.full(len(pid), np.inf)
+                    highest = np.full(len(pid), -np.inf)
+                    np.minimum.at(lowest, first, score[rows])
+                    np.maximum.at(highest, first, score[rows])
+                    missed_p = (lowest[None, :] < grid[:, None]).sum(axis=1)
+                    caught_p = (highest[None, :] >= grid[:, None]).sum(axis=1)
+                else:
+                    missed_p, caught_p = missed, caught
+                values = []
+                for i in range(len(grid)):
+                    small = _small(int(missed_p[i]), min_cell) or _small(int(caught_p[i]), min_cell)
+                    values.append(None if small and not keep_small_numerators else float(missed[i] / len(s)))
+                curves.append(Curve(id="fnr_by_threshold", group=group, label=label, thresholds=CURVE_THRESHOLDS,
+                                    values=tuple(values), operating_point=analysis["threshold"]))
+    return curves
 
 
 def _metric(mid, est: Estimate, n, group, label, flags, level, *, suppressed, denominator=None,

@@ -1,9 +1,10 @@
 """Renderers: they read an :class:`~audit.core.results.AuditResult` and nothing else.
 
-``render_html`` (report.html), ``render_markdown`` (summary.md), ``render_model_card``
-(model_card.md), ``render_junit`` (junit.xml) and ``render_json`` (results.json) each return
-a string, ``render_pdf``
-(report.pdf, the ``pdf`` extra) bytes; ``write_reports`` writes the requested ones as one
+``render_html`` (two editions: ``edition="board"`` is report.html, for the people who decide,
+and ``edition="technical"``, the default, is technical-report.html, every number),
+``render_markdown`` (summary.md), ``render_model_card`` (model_card.md), ``render_junit``
+(junit.xml) and ``render_json`` (results.json) each return a string, ``render_pdf`` (report.pdf
+or technical-report.pdf, the ``pdf`` extra) bytes; ``write_reports`` writes the requested ones as one
 report set (swapped into the output folder at once; ``check_output_folder`` checks that folder
 before a run), ``load_result`` reads results.json back so any report can be re-rendered from it.
 """

@@ -1,9 +1,17 @@
 """Evidence mapping: every item of the three checklists with its state, for the reports.
 
-For each checklist, :func:`checklist_views` gives the coverage line
-("TRIPOD+AI: 14 of 52 sub-items measured, 9 attested, 29 open") and one row per item:
-measured (with the findings that give the evidence, and their status), attested (the team's
-answer, who gave it and when, and where it is documented) or open (what would answer it).
+For each checklist, :func:`checklist_views` gives the coverage line ("TRIPOD+AI: 1 of 52
+sub-items measured, 4 attested, 10 partly measured, 0 not applicable, 37 open") and one row
+per item in one of five states (:data:`audit.checklists.STATES`):
+
+- measured: the evidence answers the whole item (the findings that give it, with status);
+- partly measured: the evidence answers part of it; the note says what still needs a
+  written answer;
+- attested: the team's answer, who gave it and when, and where it is documented; with the
+  evidence too when the audit measured part of the item;
+- not applicable: the item is about data the audit did not have (imaging items of a model
+  audited on tabular data); the note says so;
+- open: what would answer it.
 Attestation links are kept as text: a report must load nothing from the network, and a
 clickable link to an outside site is a request waiting to happen.
 """
@@ -32,6 +40,7 @@ KIND_ANCHORS = {
     "dataset_summary": "provenance",
     "operating_point": "methods",
     "uncertainty": "findings",
+    "model_call": "provenance",
 }
 
 
@@ -49,7 +58,7 @@ class ItemView:
     alias: str
     section: str
     topic: str
-    state: str  # measured | attested | open
+    state: str  # measured | attested | partly measured | not applicable | open
     evidence: tuple[tuple[str, str], ...]  # (text, anchor or "")
     findings: tuple[FindingLink, ...]
     answer: str
@@ -87,11 +96,11 @@ def _item_view(st: ItemState, titles: dict[tuple[str, str], str]) -> ItemView:
         if (plugin, fid) in titles
     )
     a = st.attestation
+    # An attested row shows the answer itself; its note only says that the audit's evidence
+    # (shown beside it) answers part of the item.
     note = st.note
-    if st.state == "measured":
-        note = note.removeprefix("measured").lstrip("; ")
-    elif st.state == "attested":
-        note = ""
+    if st.state == "attested":
+        note = "Partly measured by the audit; the written answer completes it" if evidence else ""
     note = note[:1].upper() + note[1:]
     return ItemView(
         id=item.id,

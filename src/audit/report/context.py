@@ -1,5 +1,13 @@
 """Report-wide pieces shared by the HTML and Markdown renderers: header facts, gates,
-findings, methods, warnings and generic nested trees (provenance, settings, config)."""
+findings, methods, warnings and generic nested trees (provenance, settings, config).
+
+:func:`first_screen` gathers what the first screen of the report shows above the verdict
+table (``_first_screen.html.j2``): the model under audit (intended use, population, outcome,
+from the attestations, or NOT STATED and which item to answer), the overall result with its
+reason, thresholds and what FAIL and WARN mean (:func:`~audit.report.verdict.overall_view`),
+and how well the model works overall (AUROC, sensitivity, specificity, share flagged against
+prevalence, per label) with the operating point and its finding.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +17,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from audit.core.results import AuditResult, Finding, GateResult, PluginResult
-from audit.report.anchors import finding_anchor
+from audit.attestations import attestations_from_record
+from audit.checklists import load_checklist, ref
+from audit.core.results import AuditResult, Finding, GateResult, Metric, PluginResult, Status
+from audit.errors import AuditError
+from audit.report.anchors import finding_anchor, plugin_anchor
 from audit.report.formatting import (
     check_text,
     fmt_number,
     group_label,
+    metric_parts,
     min_cell,
     scalar_text,
 )
+from audit.report.names import DisplayNames
 from audit.report.text import shorten
+from audit.report.verdict import overall_view
 from audit.report.view import status_symbol
 
 FINISHED_KEYS = ("finished_at", "ended_at", "end_time", "finished")
@@ -87,6 +101,8 @@ class FindingView:
     group: str
     threshold: str
     checklist: tuple[str, ...]
+    metric_words: str = ""  # "gap in missed cases (FNR)"
+    group_name: str = ""  # the group in words; empty for a finding on every group
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,7 @@ class CheckView:
     status: str
     symbol: str
     suppressed: bool
+    group_name: str = ""  # the group in words
 
 
 @dataclass(frozen=True)
@@ -209,7 +226,7 @@ def fail_on(result: AuditResult) -> list[str]:
     return [str(v).upper() for v in value]
 
 
-def finding_view(f: Finding, plugin: str = "") -> FindingView:
+def finding_view(f: Finding, plugin: str = "", display: DisplayNames | None = None) -> FindingView:
     threshold = ""
     if f.threshold is not None:
         metric_id = f.metric.rsplit(".", 1)[-1] if f.metric else None
@@ -226,10 +243,18 @@ def finding_view(f: Finding, plugin: str = "") -> FindingView:
         group=group_label(f.group) if f.group is not None else "",
         threshold=threshold,
         checklist=f.checklist,
+        metric_words=DisplayNames.metric(f.metric) if f.metric else "",
+        group_name=(display or DisplayNames()).group(f.group) if f.group else "",
     )
 
 
-def gate_view(g: GateResult, limit: int) -> GateView:
+def findings_have_groups(findings) -> bool:
+    """Whether a findings table needs its Group column: not when every finding is on all groups."""
+    return any(getattr(f, "group", "") for f in findings)
+
+
+def gate_view(g: GateResult, limit: int, display: DisplayNames | None = None) -> GateView:
+    display = display or DisplayNames()
     metric_id = g.metric.rsplit(".", 1)[-1]
     checks = tuple(
         CheckView(
@@ -240,6 +265,7 @@ def gate_view(g: GateResult, limit: int) -> GateView:
             status=str(c.status),
             symbol=status_symbol(c.status),
             suppressed=c.suppressed,
+            group_name=display.group(c.group),
         )
         for c in g.checks
     )
@@ -271,3 +297,237 @@ def all_warnings(result: AuditResult) -> list[tuple[str, str]]:
     items = [("audit", w) for w in result.warnings]
     items += [(p.plugin, w) for p in result.plugins for w in p.warnings]
     return items
+
+
+# -- the first screen ----------------------------------------------------------------------
+# What the model is for, whom it is for and what it predicts: the checklist items whose
+# answers say so, in the order they are looked up (the first answered one is shown).
+MODEL_FACTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("Intended use", (("claim-2024", "3"), ("future-ai", "Usability 1"), ("claim-2024", "41"))),
+    ("Population", (("tripod-ai", "3b"), ("tripod-ai", "6b"), ("claim-2024", "7"))),
+    ("Outcome", (("tripod-ai", "8a"), ("claim-2024", "14"))),
+)
+NOT_STATED = "NOT STATED"
+# Characters of an answer shown on the first screen; the checklist section quotes it whole.
+FACT_LIMIT = 600
+# Overall metrics of the performance block, in order: (metric id, name in the block).
+PERFORMANCE_IDS = (
+    ("auroc", "AUROC"),
+    ("sensitivity", "Sensitivity"),
+    ("specificity", "Specificity"),
+    ("prevalence", "Prevalence"),
+    ("flagged", "Flagged"),
+)
+
+
+@dataclass(frozen=True)
+class ModelFact:
+    """One line of the "Model under audit" box.
+
+    ``stated``: an attestation answers it (``text``, with ``source``, ``by`` and ``date``);
+    otherwise ``text`` is NOT STATED and ``hint`` says which item to answer. ``note``: what
+    the configuration says meanwhile (the label column, for the outcome).
+    """
+
+    what: str
+    stated: bool
+    text: str
+    source: str = ""
+    by: str = ""
+    date: str = ""
+    hint: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class PerformanceItem:
+    id: str
+    name: str
+    words: str  # the metric in plain words
+    value: str
+    interval: str
+    state: str  # ok | undefined | suppressed | missing | derived
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    threshold: str  # "0.053"
+    method: str  # how it was chosen
+    status: str  # the operating-point finding's status, or ""
+    symbol: str
+    message: str
+    warn: bool  # show it prominently (WARN or worse)
+    anchor: str = ""
+    # One line for the first screen: the numbers that make it poor (the message has the rest).
+    headline: str = ""
+
+
+@dataclass(frozen=True)
+class PerformanceView:
+    """How well the model works for all patients, for one label, at its operating point."""
+
+    plugin: str
+    label: str  # the label's name ("covid"; "any finding" in multi-label mode)
+    phrase: str  # "patients with covid"
+    items: tuple[PerformanceItem, ...]
+    flagged_sentence: str  # "The model flags 63.5% of patients; 5.7% have covid."
+    operating_point: OperatingPoint | None
+    caption: str
+    anchor: str = ""
+
+
+def _topic(cid: str, item_id: str) -> str:
+    try:
+        item = load_checklist(cid).find(item_id)
+    except AuditError:
+        return ""
+    return item.topic if item is not None else ""
+
+
+def _label_names(result: AuditResult) -> list[str]:
+    for p in result.plugins:
+        labels = p.settings.get("labels")
+        if isinstance(labels, list | tuple) and labels:
+            return [str(x) for x in labels]
+    data = result.config.get("data")
+    labels = data.get("label") if isinstance(data, Mapping) else None
+    if isinstance(labels, str):
+        return [labels]
+    return [str(x) for x in labels] if isinstance(labels, list | tuple) else []
+
+
+def model_facts(result: AuditResult, display: DisplayNames | None = None) -> list[ModelFact]:
+    """Intended use, population and outcome: the team's answers (:data:`MODEL_FACTS`), or
+    NOT STATED with the item to answer."""
+    display = display or DisplayNames.from_result(result)
+    record = attestations_from_record(result.attestations)
+    facts = []
+    for what, items in MODEL_FACTS:
+        answer = next(((cid, i, record[cid][i]) for cid, i in items if i in record.get(cid, {})), None)
+        note = ""
+        if what == "Outcome":
+            labels = _label_names(result)
+            if labels:
+                named = ", ".join(f"{shorten(lab)} ({display.patients(lab)})" for lab in labels)
+                note = f"The audit reads the outcome from the label column{'s' if len(labels) > 1 else ''} {named}, 1 = has it."
+        if answer is not None:
+            cid, item_id, a = answer
+            facts.append(ModelFact(what, True, shorten(" ".join(a.answer.split()), FACT_LIMIT), ref(cid, item_id),
+                                   a.by or "", a.date or "", note=note))
+            continue
+        cid, item_id = items[0]
+        topic = _topic(cid, item_id)
+        hint = f"Answer {ref(cid, item_id)}" + (f" ({topic})" if topic else "") + " in the attestations."
+        facts.append(ModelFact(what, False, NOT_STATED, hint=hint, note=note))
+    return facts
+
+
+def _overall(plugin: PluginResult, metric_id: str, label: str | None) -> Metric | None:
+    return next((m for m in plugin.metrics if m.id == metric_id and not m.group and m.label == label), None)
+
+
+def _op_finding(plugin: PluginResult, label: str | None) -> Finding | None:
+    ids = ("operating_point",) if label is None else (f"operating_point_{label}", "operating_point")
+    for fid in ids:
+        f = next((f for f in plugin.findings if f.id == fid), None)
+        if f is not None:
+            return f
+    return None
+
+
+def _derived_flagged(plugin: PluginResult, label: str | None) -> float | None:
+    """Share flagged = sensitivity × prevalence + (1 − specificity) × (1 − prevalence), when
+    the plugin did not report ``flagged`` and all three are shown."""
+    parts = [_overall(plugin, i, label) for i in ("sensitivity", "specificity", "prevalence")]
+    if any(m is None or m.suppressed or m.value is None for m in parts):
+        return None
+    sens, spec, prev = (m.value for m in parts)  # type: ignore[union-attr]
+    return sens * prev + (1 - spec) * (1 - prev)
+
+
+def performance(result: AuditResult, display: DisplayNames | None = None) -> list[PerformanceView]:
+    """Overall performance per label of every plugin that reports it (overall metrics, group
+    None): AUROC, sensitivity, specificity, prevalence and the share flagged, with intervals;
+    suppression applied (pass the result through ``for_display`` first)."""
+    display = display or DisplayNames.from_result(result)
+    limit = min_cell(result)
+    out = []
+    for plugin in result.plugins:
+        if plugin.status in (Status.ERROR, Status.SKIPPED):
+            continue
+        ids = {i for i, _ in PERFORMANCE_IDS}
+        labels = list(dict.fromkeys(m.label for m in plugin.metrics if not m.group and m.id in ids))
+        settings_labels = plugin.settings.get("labels")
+        single = str(settings_labels[0]) if isinstance(settings_labels, list | tuple) and len(settings_labels) == 1 else None
+        thresholds = plugin.settings.get("thresholds")
+        for label in labels:
+            if not any(_overall(plugin, i, label) for i in ("auroc", "sensitivity", "specificity")):
+                continue
+            name = label if label is not None else single
+            items = []
+            for metric_id, title in PERFORMANCE_IDS:
+                m = _overall(plugin, metric_id, label)
+                if m is None:
+                    if metric_id == "flagged" and (v := _derived_flagged(plugin, label)) is not None:
+                        items.append(PerformanceItem(metric_id, title, DisplayNames.metric(metric_id),
+                                                     fmt_number("prevalence", v), "", "derived"))
+                    continue
+                state = "suppressed" if m.suppressed else "undefined" if m.value is None else "ok"
+                text, interval = metric_parts(m, limit)
+                items.append(PerformanceItem(metric_id, title, DisplayNames.metric(metric_id), text, interval, state))
+            by_id = {i.id: i for i in items}
+            flagged_sentence = ""
+            if "flagged" in by_id and "prevalence" in by_id and {by_id["flagged"].state, by_id["prevalence"].state} <= {"ok", "derived"}:
+                flagged_sentence = (f"The model flags {by_id['flagged'].value} of all patients as positive, "
+                                    f"against a prevalence of {by_id['prevalence'].value} "
+                                    f"({display.patients(name)}).")
+            threshold = _overall(plugin, "threshold", label)
+            t_value = threshold.value if threshold is not None else None
+            if t_value is None and isinstance(thresholds, Mapping) and name in thresholds:
+                t_value = thresholds[name]
+            finding = _op_finding(plugin, label)
+            shown = {k: v.value for k, v in by_id.items() if v.state in ("ok", "derived")}
+            headline = ""
+            if {"flagged", "prevalence"} <= set(shown):
+                headline = (f"the model flags {shown['flagged']} of all patients as positive, against a prevalence "
+                            f"of {shown['prevalence']}")
+                if {"sensitivity", "specificity"} <= set(shown):
+                    headline += (f"; it finds {shown['sensitivity']} of those with the condition and clears "
+                                 f"{shown['specificity']} of those without")
+                headline += "."
+            op = None
+            if t_value is not None or finding is not None:
+                op = OperatingPoint(
+                    threshold="—" if t_value is None else f"{float(t_value):.3g}",
+                    method=str(plugin.settings.get("threshold_method") or ""),
+                    status=str(finding.status) if finding else "",
+                    symbol=status_symbol(finding.status) if finding else "",
+                    message=finding.message if finding else "",
+                    warn=finding is not None and finding.status in (Status.WARN, Status.FAIL, Status.ERROR),
+                    anchor=finding_anchor(plugin.plugin, finding.id) if finding else "",
+                    headline=headline,
+                )
+            phrase = display.patients(name)
+            caption = (f"How well the model works for all patients ({name or 'the outcome'}), at the operating point; "
+                       "each value with its confidence interval.")
+            if "flagged" in by_id and by_id["flagged"].state == "derived":
+                caption += " The share flagged is worked out from sensitivity, specificity and prevalence."
+            out.append(PerformanceView(plugin.plugin, shorten(name or "any finding"), phrase, tuple(items),
+                                       flagged_sentence, op, caption, plugin_anchor(plugin.plugin)))
+    return out
+
+
+def first_screen(result: AuditResult, display: DisplayNames | None = None) -> dict[str, Any]:
+    """The data of ``_first_screen.html.j2`` beyond the header's (status, symbol, exit code):
+    ``model`` (:class:`ModelFact` list), ``overall`` (:class:`~audit.report.verdict.OverallView`),
+    ``performance`` (:class:`PerformanceView` list) and ``operating_point_warnings`` (the
+    operating points whose finding WARNs, shown first). Pass the result through
+    :func:`~audit.report.suppression.for_display` first."""
+    display = display or DisplayNames.from_result(result)
+    perf = performance(result, display)
+    return {
+        "model": model_facts(result, display),
+        "overall": overall_view(result, fail_on(result), display),
+        "performance": perf,
+        "operating_point_warnings": [p for p in perf if p.operating_point is not None and p.operating_point.warn],
+    }

@@ -27,14 +27,38 @@ def render_json(result: AuditResult) -> str:
     return result.to_json()
 
 
+def render_board_html(result: AuditResult) -> str:
+    """report.html: the board edition (:func:`~audit.report.render_html`, ``edition="board"``)."""
+    return render_html(result, edition="board")
+
+
+def render_board_pdf(result: AuditResult) -> bytes:
+    """report.pdf: the board edition printed (:func:`~audit.report.render_pdf`)."""
+    return render_pdf(result, edition="board")
+
+
+def render_technical_html(result: AuditResult) -> str:
+    """technical-report.html: the whole report (``edition="technical"``)."""
+    return render_html(result, edition="technical")
+
+
+def render_technical_pdf(result: AuditResult) -> bytes:
+    """technical-report.pdf: the whole report printed."""
+    return render_pdf(result, edition="technical")
+
+
 RENDERERS: dict[str, Callable[[AuditResult], str | bytes]] = {
-    "html": render_html,
+    "html": render_board_html,
     "json": render_json,
     "junit": render_junit,
     "md": render_markdown,
-    "pdf": render_pdf,
+    "pdf": render_board_pdf,
     "model_card": render_model_card,
+    "technical": render_technical_html,
+    "technical_pdf": render_technical_pdf,
 }
+# Formats that need WeasyPrint (the ``pdf`` extra).
+PDF_FORMATS = frozenset({"pdf", "technical_pdf"})
 
 
 def _continue_without_pdf(result: AuditResult) -> bool:
@@ -88,15 +112,18 @@ def write_reports(result: AuditResult, out_dir: str | os.PathLike, formats: Iter
         Folder for the reports; created (with parents) if missing. An existing folder must
         hold only report files of future-audit (see :func:`check_output_folder`).
     formats : iterable of str
-        Any of ``"html"`` (report.html), ``"json"`` (results.json), ``"junit"`` (junit.xml),
-        ``"md"`` (summary.md), ``"pdf"`` (report.pdf, needs the ``pdf`` extra) and
-        ``"model_card"`` (model_card.md).
+        Any of ``"html"`` (report.html, the board edition), ``"technical"``
+        (technical-report.html, the whole report), ``"json"`` (results.json), ``"junit"``
+        (junit.xml), ``"md"`` (summary.md), ``"pdf"`` (report.pdf) and ``"technical_pdf"``
+        (technical-report.pdf), both needing the ``pdf`` extra, and ``"model_card"``
+        (model_card.md).
 
     Returns
     -------
     dict of str to Path
-        Format → path of the file written, in the order requested. ``"pdf"`` is left out
-        when WeasyPrint is missing and ``config["report"]["continue_without_pdf"]`` is true.
+        Format → path of the file written, in the order requested. ``"pdf"`` and
+        ``"technical_pdf"`` are left out when WeasyPrint is missing and
+        ``config["report"]["continue_without_pdf"]`` is true.
 
     Raises
     ------
@@ -105,7 +132,7 @@ def write_reports(result: AuditResult, out_dir: str | os.PathLike, formats: Iter
         :func:`check_output_folder`); or writing failed (no space left, read-only file system,
         permission denied): the previous set is left as it was and the staging folder removed.
     MissingExtraError
-        ``"pdf"`` was asked for, WeasyPrint is not installed and the configuration does not
+        A PDF was asked for, WeasyPrint is not installed and the configuration does not
         allow continuing without it. Nothing is written.
     """
     wanted = list(dict.fromkeys(str(f).strip().lower() for f in formats))
@@ -120,7 +147,7 @@ def write_reports(result: AuditResult, out_dir: str | os.PathLike, formats: Iter
         try:
             texts[fmt] = RENDERERS[fmt](result)
         except MissingExtraError:
-            if fmt == "pdf" and _continue_without_pdf(result):
+            if fmt in PDF_FORMATS and _continue_without_pdf(result):
                 continue
             raise
     out = write_set(out_dir, {FILE_NAMES[fmt]: text for fmt, text in texts.items()}, result.provenance)

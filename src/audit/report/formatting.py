@@ -31,6 +31,7 @@ RATE_IDS = frozenset(
         "for",
         "accuracy",
         "balanced_accuracy",
+        "flagged",
     }
 )
 COUNT_IDS = frozenset({"n", "patients", "positives", "negatives", "tp", "fp", "tn", "fn"})
@@ -61,6 +62,7 @@ DISPLAY_NAMES = {
     "balanced_accuracy": "Balanced accuracy",
     "min_detectable_gap": "Minimum detectable gap",
     "threshold": "Threshold",
+    "flagged": "Flagged",
 }
 
 DASH = "—"
@@ -75,6 +77,38 @@ def min_cell(result: AuditResult) -> int:
 
 def suppressed_text(limit: int) -> str:
     return f"suppressed (< {limit})"
+
+
+# Rates over the patients with the condition, and over those without it.
+_OVER_POSITIVES = frozenset({"fnr", "sensitivity", "tpr", "underdiagnosis_rate"})
+_OVER_NEGATIVES = frozenset({"fpr", "specificity", "tnr", "overdiagnosis_rate"})
+
+
+def suppressed_why(
+    metric_id: str, limit: int, *, small_group: bool = False, denominator: int | None = None
+) -> str:
+    """Which small count hides a suppressed cell, in words: "fewer than 10 patients" (the
+    group), "fewer than 10 with the condition" (a rate over the positives), "fewer than 10
+    without the condition", or "would reveal a count below 10" (a count in its numerator, or
+    secondary suppression).
+
+    ``small_group``: the group itself has fewer than ``limit`` patients; ``denominator``: the
+    rate's denominator, when the result still carries it (a rate over at least ``limit`` is
+    hidden for another count).
+    """
+    if small_group:
+        return f"fewer than {limit} patients"
+    base = base_id(metric_id)
+    if base in ("n", "patients"):
+        return f"fewer than {limit} patients"
+    big = denominator is not None and denominator >= limit
+    if base in _OVER_POSITIVES and not big:
+        return f"fewer than {limit} with the condition"
+    if base in _OVER_NEGATIVES and not big:
+        return f"fewer than {limit} without the condition"
+    if base in ("positives", "negatives", "prevalence", "min_detectable_gap"):
+        return f"fewer than {limit} with, or without, the condition"
+    return f"would reveal a count below {limit}"
 
 
 def base_id(metric_id: str) -> str:

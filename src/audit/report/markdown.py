@@ -5,18 +5,25 @@ expressions) goes through :func:`md_escape`: control and bidi characters are rem
 Markdown punctuation is backslash-escaped and ``<``, ``>``, ``&`` become entities, so a
 group name can neither break a table, reorder a sentence nor inject a link, an image or a
 tag. Names are shown shortened, in tables and in messages (:mod:`audit.report.text`).
+
+Short lines: every gate that does not hold gets a table with one row per group that fails
+or cannot be decided (named in words, :mod:`audit.report.names`; its value, interval, the
+threshold and why it is undecided); findings
+and warnings are one bullet each of at most :data:`LINE_LIMIT` characters, cut at a
+sentence where they are longer (report.html has them in full).
 """
 
 from __future__ import annotations
 
 import re
 
-from audit.core.results import AuditResult, PluginResult
+from audit.core.results import AuditResult, GateResult, PluginResult, Status
 from audit.report import context
-from audit.report.formatting import display_name, min_cell
+from audit.report.formatting import check_text, display_name, fmt_number, min_cell
+from audit.report.names import DisplayNames
 from audit.report.suppression import for_display
-from audit.report.text import clean, for_plain_text
-from audit.report.view import group_tables, key_metric_for
+from audit.report.text import clean, for_plain_text, shorten
+from audit.report.view import Cell, group_tables, key_metric_for
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}|~!#])")
 _ICON = {
@@ -27,6 +34,14 @@ _ICON = {
     "ERROR": "💥",
     "SKIPPED": "⏭️",
 }
+_OPS = {"<=": "≤", ">=": "≥", "<": "<", ">": ">"}
+_REFERENCE = {"best": "best group", "overall": "all patients"}
+# The longest bullet, in characters of Markdown source.
+LINE_LIMIT = 200
+# Groups listed per gate; the rest are counted (a pull-request comment holds 65,536 characters).
+MAX_CHECK_ROWS = 25
+_SENTENCE_END = re.compile(r"(?<=[.;!?])\s+")
+_PARTIAL_ESCAPE = re.compile(r"(&[a-z]*|\\+)$")
 
 
 def md_escape(text: object) -> str:
@@ -35,6 +50,38 @@ def md_escape(text: object) -> str:
     s = clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = _MD_SPECIAL.sub(r"\\\1", s)
     return " ".join(s.split())
+
+
+def threshold_text(metric_id: str, operator: str, threshold: float) -> str:
+    """``≤ 5.0 pp``: a threshold in the metric's own units (a gap's sign left out)."""
+    return f"{_OPS.get(operator, operator)} {fmt_number(metric_id, threshold).removeprefix('+')}"
+
+
+def cell_text(cell: Cell) -> str:
+    """A table cell; a suppressed one says which small count hides it when the view knows
+    (``suppressed (fewer than 10 with the condition)``)."""
+    if cell.state == "suppressed" and getattr(cell, "why", ""):
+        return f"suppressed ({cell.why})"
+    return cell.full
+
+
+def fit_line(prefix: str, text: object, limit: int = LINE_LIMIT) -> str:
+    """``prefix`` and as much of ``text`` (escaped) as fits in ``limit`` characters: whole
+    sentences where one fits, else the first cut at a word, marked with "…"."""
+    room = limit - len(prefix)
+    whole = md_escape(text)
+    if len(whole) <= room:
+        return prefix + whole
+    kept = ""
+    for sentence in _SENTENCE_END.split(clean(text)):
+        candidate = f"{kept} {md_escape(sentence)}".strip()
+        if len(candidate) + 2 > room:
+            break
+        kept = candidate
+    if not kept:
+        cut = whole[: max(room - 2, 0)].rsplit(" ", 1)[0]
+        kept = _PARTIAL_ESCAPE.sub("", cut)  # no half entity (&am) or lone backslash at the end
+    return f"{prefix}{kept} …"
 
 
 def _status(status: str) -> str:
@@ -47,22 +94,94 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def _plugin_lines(plugin: PluginResult, limit: int) -> list[str]:
+def _code(text: str) -> str:
+    return f"`{clean(text).replace('`', '')}`".replace("|", "\\|")
+
+
+_HOLDS = {"<=": lambda x, t: x <= t, ">=": lambda x, t: x >= t, "<": lambda x, t: x < t, ">": lambda x, t: x > t}
+
+
+def _undecided_why(check, gate: GateResult, flags: dict) -> str:
+    """Why a gate check is INCONCLUSIVE, in a few words (the rules of core.gates.check_value)."""
+    if check.suppressed:
+        return "suppressed"
+    if check.value is None:
+        return "undefined"
+    key = (tuple(sorted((check.group or {}).items())), check.label, check.reference)
+    if "under_powered" in flags.get(key, ()):
+        return "under-powered group"
+    holds = _HOLDS.get(gate.operator)
+    if check.ci is not None and holds is not None and not any(holds(x, gate.threshold) for x in check.ci):
+        return "beyond the threshold, but not once corrected for the other comparisons"
+    return "its interval includes the threshold"
+
+
+def _gate_detail(g: GateResult, plugins: dict[str, PluginResult], names: DisplayNames, limit: int) -> list[str]:
+    """The groups a gate does not hold for: one table row each, with value and threshold."""
+    metric_id = g.metric.rsplit(".", 1)[-1]
+    head = f"**{_code(g.expression)}**"
+    if g.status == Status.PASS or g.status == Status.ERROR:
+        return []
+    if not g.checks:
+        return ["", fit_line(f"{head}: ", g.message)]
+    bad = [c for c in g.checks if c.status != Status.PASS]
+    plugin = plugins.get(g.metric.rpartition(".")[0])
+    flags = {
+        (tuple(sorted((m.group or {}).items())), m.label, m.reference): m.flags
+        for m in (plugin.metrics if plugin is not None else ()) if m.id == metric_id
+    }
+    threshold = threshold_text(metric_id, g.operator, g.threshold)
+    lines = ["", (f"{head}: {len(bad)} of {len(g.checks)} values fail or cannot be decided against "
+                  f"{md_escape(names.metric(metric_id))} {md_escape(threshold)} ({md_escape(g.policy)} policy).")]
+    if g.empty:
+        lines.append("None of them can be judged, so the gate does not hold.")
+    labelled = any(c.label for c in bad)
+    compared = any(c.reference for c in bad)
+    headers = (["Group"] + (["Label"] if labelled else []) + (["Compared with"] if compared else [])
+               + ["Value (95% CI)", "Threshold", "Status"])
+    rows = []
+    for c in bad[:MAX_CHECK_ROWS]:
+        status = _status(str(c.status))
+        if c.status == Status.INCONCLUSIVE:
+            status += f": {_undecided_why(c, g, flags)}"
+        row = [md_escape(names.group(c.group))]
+        if labelled:
+            row.append(md_escape(shorten(c.label or "—")))
+        if compared:
+            row.append(md_escape(_REFERENCE.get(c.reference or "", c.reference or "—")))
+        row += [md_escape(check_text(metric_id, c.value, c.ci, c.suppressed, limit)), md_escape(threshold), status]
+        rows.append(row)
+    lines += ["", *_table(headers, rows)]
+    if len(bad) > MAX_CHECK_ROWS:
+        lines += ["", f"… and {len(bad) - MAX_CHECK_ROWS} more; technical-report.html lists every group."]
+    return lines
+
+
+def _finding_line(f) -> str:
+    prefix = f"- {_status(str(f.status))} {md_escape(f.title)}"
+    if f.threshold is not None and f.metric:
+        metric_id = f.metric.rsplit(".", 1)[-1]
+        value = fmt_number(metric_id, f.threshold).removeprefix("+")
+        prefix += f" (threshold {md_escape(value)})"
+    return fit_line(prefix + ": ", f.message)
+
+
+def _plugin_lines(plugin: PluginResult, limit: int, names: DisplayNames) -> list[str]:
     lines = [
         f"### {_status(str(plugin.status))} {md_escape(plugin.principle)} ({md_escape(plugin.plugin)})",
         "",
         md_escape(plugin.summary),
     ]
     if plugin.error:
-        lines += ["", f"Error: {md_escape(plugin.error)}"]
+        lines += ["", fit_line("Error: ", plugin.error)]
     keyed = [f for f in plugin.findings if str(f.status) != "PASS"] or list(plugin.findings)
     if keyed:
         lines.append("")
-        lines += [f"- {_status(str(f.status))}: {md_escape(f.message)}" for f in keyed]
+        lines += [_finding_line(f) for f in keyed]
     # Only the plugin's key metric: in multi-label mode the underdiagnosis rate, not every
     # label's FNR (a pull-request comment holds 65,536 characters).
     key = key_metric_for(plugin, {m.id for m in plugin.metrics})
-    for table in group_tables(plugin, limit):
+    for table in group_tables(plugin, limit, names):
         if table.key_metric is None or table.key_metric != key or not table.grouping:
             continue
         name = display_name(table.key_metric)
@@ -70,8 +189,8 @@ def _plugin_lines(plugin: PluginResult, limit: int) -> list[str]:
         rows = [
             [
                 f"**{md_escape(r.label)}**" if r.overall else md_escape(r.label),
-                md_escape(r.cells[0].text),
-                md_escape(r.cells[table.key_index].full),
+                md_escape(cell_text(r.cells[0])),
+                md_escape(cell_text(r.cells[table.key_index])),
                 md_escape("; ".join(r.flags)) or "",
             ]
             for r in table.rows
@@ -83,12 +202,15 @@ def _plugin_lines(plugin: PluginResult, limit: int) -> list[str]:
 def render_markdown(result: AuditResult) -> str:
     """Render the audit as a short Markdown summary.
 
-    Contents: overall status, the gates table, then per plugin a status line, its summary,
-    its non-passing findings (all findings when every one passes) and a table of the key
-    metric (``underdiagnosis_rate``, else ``fnr``) per group. Suppressed cells show only
-    ``suppressed (< min_cell)``.
+    Contents: overall status, the gates table and, for each gate that does not hold, the
+    groups that fail or cannot be decided (value, interval, threshold, why); then per
+    plugin a status line, its summary, its non-passing findings (all findings when every
+    one passes) as short bullets and a table of the key metric (``underdiagnosis_rate``,
+    else ``fnr``) per group. Suppressed cells show only ``suppressed`` and which small
+    count hides them.
     """
     result = for_plain_text(for_display(result))
+    names = DisplayNames.from_result(result)
     limit = min_cell(result)
     head = context.header(result)
     lines = [
@@ -103,35 +225,31 @@ def render_markdown(result: AuditResult) -> str:
         ("Model", head["model_files"]),
     ):
         if refs:
-            names = ", ".join(
+            names_ = ", ".join(
                 md_escape(f.name)
                 + (f" (sha256 {f.short}…)" if f.short else "")
                 + (f" ({md_escape(f.fingerprint)})" if f.fingerprint else "")
                 for f in refs
             )
-            lines.append(f"- {label}: {names}")
+            lines.append(f"- {label}: {names_}")
     lines += ["", "### Gates", ""]
     if result.gates:
-        rows = [
-            [
-                f"`{clean(g.expression).replace('`', '')}`".replace("|", "\\|"),
-                _status(str(g.status)),
-                md_escape(g.policy),
-                md_escape(g.message),
-            ]
-            for g in result.gates
-        ]
+        rows = [[_code(g.expression), _status(str(g.status)), md_escape(g.policy), md_escape(g.message)]
+                for g in result.gates]
         lines += _table(["Gate", "Status", "Policy", "Message"], rows)
+        plugins = {p.plugin: p for p in result.plugins}
+        for g in result.gates:
+            lines += _gate_detail(g, plugins, names, limit)
     else:
         lines.append("No gates were configured.")
     for plugin in result.plugins:
-        lines += [""] + _plugin_lines(plugin, limit)
+        lines += [""] + _plugin_lines(plugin, limit, names)
     warnings = context.all_warnings(result)
     if warnings:
         lines += ["", "### Warnings", ""]
-        lines += [f"- {md_escape(source)}: {md_escape(text)}" for source, text in warnings]
+        lines += [fit_line(f"- {md_escape(source)}: ", text) for source, text in warnings]
     lines += [
         "",
-        f"_Values based on a count below {limit} are suppressed. Full report: report.html._",
+        f"_Values based on a count below {limit} are suppressed. Full report: technical-report.html._",
     ]
     return "\n".join(lines) + "\n"

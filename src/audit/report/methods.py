@@ -4,15 +4,20 @@ Per plugin: definitions of the metrics it reported (formulas in words), then its
 under plain names (:data:`audit.report.context.METHOD_KEYS`: operating point, interval and
 test methods, multiplicity correction and family, minimum group sizes), then the interval
 methods the metrics themselves name (``Metric.ci_method``) when the settings do not.
+
+The multiplicity correction is explained in words ("Holm correction for the number of groups
+compared", not "Holm step-down (FWER)"), and metric ids in settings text are written as words.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from audit.core.results import PluginResult
 from audit.report import context
-from audit.report.formatting import base_id, display_name
+from audit.report.formatting import base_id, display_name, is_gap, is_rate
+from audit.report.names import metric_words
 
 # metric id → its definition, formula in words. Gaps are defined once, after these.
 DEFINITIONS: dict[str, str] = {
@@ -46,12 +51,26 @@ DEFINITIONS: dict[str, str] = {
     "threshold": "The operating point: a score at or above it counts as a positive prediction.",
 }
 GAP_DEFINITION = (
-    "A group's value minus the best adequately powered group's (*_gap: 0 for the best group; its "
-    "interval allows for which group is best) or minus the whole population's (*_gap_overall), signed "
-    "so that positive always means worse; for rates in percentage points. A gap is judged to exceed a "
-    "tolerance only when its simultaneous interval, which allows for every comparison of the same "
-    "kind in the audit, lies above it."
+    "A group's value minus the best adequately powered group's (the gap to the best group: 0 for the "
+    "best group itself; its interval allows for which group is best) or minus the whole population's "
+    "(the gap to all patients), signed so that positive always means worse; for rates in percentage "
+    "points. A gap is judged to exceed a tolerance only when its simultaneous interval, which allows "
+    "for every comparison of the same kind in the audit, lies above it."
 )
+# How each multiplicity correction is explained: what it does, then its technical name.
+CORRECTIONS = {
+    "holm": (
+        "Holm correction for the number of groups compared: the p-values are adjusted so that the "
+        "chance of calling even one gap real when none is stays at the test's level (Holm step-down, "
+        "family-wise error rate)"
+    ),
+    "bh": (
+        "Benjamini–Hochberg correction for the number of groups compared: the p-values are adjusted so "
+        "that, of the gaps called real, the expected share of false alarms stays at the test's level "
+        "(false discovery rate)"
+    ),
+}
+_METRIC_ID = re.compile(r"\b([a-z]+(?:_[a-z]+)*_gap(?:_overall)?)\b")
 SUPPRESSION_RULE = (
     "A value based on a count of 1 to {limit} − 1 patients (in the group, in a rate's denominator, or "
     "in its numerator, e.g. 2 missed of 50) is suppressed; zero identifies nobody and is shown. So are further values, chosen so that no "
@@ -83,8 +102,39 @@ def definitions(plugin: PluginResult) -> list[tuple[str, str]]:
     return out
 
 
+def correction_words(value: object) -> str | None:
+    """The plain explanation of a multiplicity correction setting, or None when unknown."""
+    text = str(value).lower()
+    if "holm" in text:
+        return CORRECTIONS["holm"]
+    if "benjamini" in text or text in ("bh", "fdr_bh"):
+        return CORRECTIONS["bh"]
+    return None
+
+
+def _in_words(text: str) -> str:
+    """Metric ids in a settings text as words: "every fnr_gap" → "every gap in missed cases (FNR)"."""
+    text = text.replace("one metric id", "one measure").replace("*_gap_overall", "the gap to all patients").replace("*_gap", "the gap to the best group")
+    return _METRIC_ID.sub(lambda m: metric_words(m.group(1)), text)
+
+
+def _plain(name: str, node: context.Node, rate: bool = True) -> context.Node:
+    if node.kind != "scalar":
+        return node
+    if name == "Multiplicity correction" and (words := correction_words(node.text)):
+        return context.Node("scalar", words)
+    if name == "Gap tolerance of the findings" and rate:
+        try:
+            return context.Node("scalar", f"{round(float(node.text) * 100, 2):g} percentage points")
+        except ValueError:
+            return node
+    return context.Node("scalar", _in_words(node.text))
+
+
 def methods_view(plugin: PluginResult) -> MethodsView:
-    settings = context.methods(plugin)
+    key = plugin.settings.get("key_metric")
+    rate = is_rate(key) if isinstance(key, str) else any(is_rate(m.id) for m in plugin.metrics if is_gap(m))
+    settings = [(name, _plain(name, node, rate)) for name, node in context.methods(plugin)]
     named = {name for name, _ in settings}
     interval_methods: tuple[str, ...] = ()
     if not named & {"Confidence intervals", "Intervals for rates", "Intervals for AUROC and Brier"}:

@@ -8,6 +8,11 @@ answer is missing the card says which checklist item to answer. Suppression is a
 every human-readable report; links given in attestations are written as code, so no Markdown
 viewer turns them into something to click. Text from the data is cleaned of control and bidi
 characters and names are shortened, as in summary.md (:mod:`audit.report.text`).
+
+A suppressed cell says which small count hides it ("fewer than 10 patients", "fewer than 10
+with the condition"), and the limitations count hidden cells, not groups: every group is
+assessed, only some of its values are withheld. The random seed is stated once, in the
+provenance.
 """
 
 from __future__ import annotations
@@ -21,12 +26,18 @@ from audit.core.results import AuditResult, PluginResult, Status
 from audit.errors import AuditError
 from audit.report import context
 from audit.report.checklist_view import checklist_views
-from audit.report.formatting import display_name, group_label, metric_text, min_cell, suppressed_text
-from audit.report.markdown import md_escape
+from audit.report.formatting import display_name, metric_text, min_cell, suppressed_why
+from audit.report.markdown import cell_text, md_escape
+from audit.report.names import DisplayNames
 from audit.report.suppression import for_display
 from audit.report.text import clean, for_plain_text, shorten
 from audit.report.verdict import NOT_ASSESSED, verdict_rows
-from audit.report.view import COLUMN_ORDER, group_tables, key_metric_for
+from audit.report.view import (
+    COLUMN_ORDER,
+    group_tables,
+    key_metric_for,
+    under_powered_rule,
+)
 
 # Checklist items whose answers describe the intended use, the data and the limitations.
 INTENDED_USE = (("claim-2024", "3"), ("tripod-ai", "3b"), ("claim-2024", "41"), ("future-ai", "Usability 1"))
@@ -43,6 +54,7 @@ DATA_ITEMS = (
 LIMITATION_ITEMS = (("claim-2024", "40"), ("tripod-ai", "26"))
 _NOT_RUN = (Status.SKIPPED, Status.ERROR)
 _DATE_KEYS = ("dates", "date_range", "period", "time_range", "first_date", "last_date")
+_SEED_KEYS = ("seed", "random_state")
 
 
 def _code(text: str) -> str:
@@ -125,8 +137,10 @@ def _dataset_lines(name: str, summary: Mapping, file_ref: context.FileRef | None
             count = _count(count)
             if count is None:
                 continue
-            if count < limit or rows - count < limit:
-                text = suppressed_text(limit)
+            if 0 < count < limit:
+                text = f"suppressed (fewer than {limit} with the condition)"
+            elif 0 < rows - count < limit:
+                text = f"suppressed (fewer than {limit} without the condition)"
             else:
                 text = f"{count / rows * 100:.1f}% ({count:,} of {rows:,})"
             lines.append(f"  - Prevalence of {md_escape(shorten(label))}: {md_escape(text)}")
@@ -164,7 +178,7 @@ def _overall_table(plugin: PluginResult, limit: int) -> list[str]:
     ids = [i for i in COLUMN_ORDER if i in overall and i not in ("n", "positives")]
     if not ids:
         return []
-    rows = [f"| {md_escape(display_name(i))} | {md_escape(metric_text(overall[i], limit))} |" for i in ids]
+    rows = [f"| {md_escape(display_name(i))} | {md_escape(_value_text(overall[i], limit))} |" for i in ids]
     threshold = overall.get("threshold")
     lines = ["| Metric (overall) | Value (95% CI) |", "|---|---|", *rows]
     if threshold is not None and threshold.value is not None:
@@ -174,10 +188,18 @@ def _overall_table(plugin: PluginResult, limit: int) -> list[str]:
     return lines
 
 
-def _group_tables(plugin: PluginResult, limit: int) -> list[str]:
+def _value_text(metric, limit: int) -> str:
+    """``metric_text``, with a suppressed value saying which small count hides it."""
+    if metric.suppressed:
+        small = metric.n is not None and metric.n < limit
+        return f"suppressed ({suppressed_why(metric.id, limit, small_group=small, denominator=metric.denominator)})"
+    return metric_text(metric, limit)
+
+
+def _group_tables(plugin: PluginResult, limit: int, names: DisplayNames) -> list[str]:
     key = key_metric_for(plugin, {m.id for m in plugin.metrics})
     lines: list[str] = []
-    for table in group_tables(plugin, limit):
+    for table in group_tables(plugin, limit, names):
         if table.key_metric != key or not table.grouping or table.key_index is None:
             continue
         name = display_name(key)
@@ -187,32 +209,75 @@ def _group_tables(plugin: PluginResult, limit: int) -> list[str]:
                   "|---|---|---|" + ("---|" if auroc is not None else "") + "---|"]
         for r in table.rows:
             label = f"**{md_escape(r.label)}**" if r.overall else md_escape(r.label)
-            cells = [label, md_escape(r.cells[0].text), md_escape(r.cells[table.key_index].full)]
+            cells = [label, md_escape(cell_text(r.cells[0])), md_escape(cell_text(r.cells[table.key_index]))]
             if auroc is not None:
-                cells.append(md_escape(r.cells[auroc].full))
+                cells.append(md_escape(cell_text(r.cells[auroc])))
             cells.append(md_escape("; ".join(r.flags)) or "—")
             lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def _limitations(result: AuditResult, limit: int) -> list[str]:
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _hidden_cells(plugin: PluginResult, limit: int, names: DisplayNames) -> str:
+    """How many cells of the plugin's group tables are hidden, and which small count hides
+    them: "12 of 96 cells ... are hidden because they hold fewer than 10 patients (1 group)
+    or fewer than 10 with the condition (3 groups), or would reveal such a count; every
+    group was assessed." Empty when nothing is hidden."""
+    total = hidden = 0
+    small: set[tuple] = set()
+    condition: set[tuple] = set()
+    for table in group_tables(plugin, limit, names):
+        for r in table.rows:
+            if r.overall:
+                continue
+            key = (table.label, r.label)
+            for cell in r.cells:
+                if cell.state == "missing":
+                    continue
+                total += 1
+                if cell.state != "suppressed":
+                    continue
+                hidden += 1
+                why = getattr(cell, "why", "")
+                if why.endswith(" patients"):
+                    small.add(key)
+                elif "the condition" in why:
+                    condition.add(key)
+    if not hidden:
+        return ""
+    condition -= small
+    reasons = []
+    if small:
+        reasons.append(f"fewer than {limit} patients ({_plural(len(small), 'group')})")
+    if condition:
+        reasons.append(f"fewer than {limit} with, or without, the condition ({_plural(len(condition), 'group')})")
+    because = (" or ".join(reasons) + ", or would reveal such a count") if reasons else \
+        f"a count below {limit}, or would reveal one"
+    return (f"{hidden} of {total} cells of the {md_escape(plugin.plugin)} tables by group are hidden because "
+            f"they hold {because}; every group was assessed, and a hidden cell says nothing either way "
+            "about how that group is treated.")
+
+
+def _limitations(result: AuditResult, limit: int, names: DisplayNames) -> list[str]:
     lines = []
     for plugin in result.plugins:
         if plugin.status in _NOT_RUN:
             continue
         under = list(dict.fromkeys(
-            group_label(m.group) for m in plugin.metrics
+            names.group(m.group) for m in plugin.metrics
             if m.group and "under_powered" in m.flags and m.reference is None
         ))
         if under:
-            n, pos = plugin.settings.get("min_group_n"), plugin.settings.get("min_positives")
-            rule = f" (fewer than {n} cases or {pos} positives)" if n and pos else ""
+            rule = under_powered_rule(plugin)
+            rule = f" ({rule})" if rule else ""
             lines.append(f"- Under-powered groups{rule}, whose numbers are unreliable: "
                          f"{md_escape('; '.join(under))}.")
-        hidden = {m.group_label for m in plugin.metrics if m.group and m.suppressed and m.reference is None}
+        hidden = _hidden_cells(plugin, limit, names)
         if hidden:
-            lines.append(f"- {len(hidden)} group(s) too small to report (a count below {limit}); "
-                         "they were not assessed, which does not mean they are treated fairly.")
+            lines.append(f"- {hidden}")
         inconclusive = [f.title for f in plugin.findings if f.status == Status.INCONCLUSIVE]
         if inconclusive:
             lines.append(
@@ -236,6 +301,35 @@ def _limitations(result: AuditResult, limit: int) -> list[str]:
     return lines
 
 
+def _is_seed(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, str) and value.strip() not in ("", "—", "-"))
+
+
+def _seed_line(result: AuditResult) -> str:
+    """The random seed, once: the run's (``provenance["seed"]``), and a plugin's own seed
+    only where it used a different one (or the run recorded none). Empty when no seed is
+    known: the card never says "seed —"."""
+    run_seed = result.provenance.get("seed")
+    own: dict[str, Any] = {}
+    for p in result.plugins:
+        value = next((p.settings[k] for k in _SEED_KEYS if _is_seed(p.settings.get(k))), None)
+        if value is not None:
+            own[p.plugin] = value
+    if _is_seed(run_seed):
+        others = {name: v for name, v in own.items() if str(v) != str(run_seed)}
+        text = md_escape(run_seed)
+        if others:
+            text += " (" + "; ".join(f"{md_escape(n)} used its own: {md_escape(v)}" for n, v in others.items()) + ")"
+        return text
+    if not own:
+        return ""
+    values = list(dict.fromkeys(str(v) for v in own.values()))
+    if len(values) == 1:
+        return f"{md_escape(values[0])} (set by {md_escape(', '.join(own))})"
+    return "; ".join(f"{md_escape(v)} ({md_escape(n)})" for n, v in own.items())
+
+
 def _provenance(result: AuditResult) -> list[str]:
     prov = result.provenance
     head = context.header(result)
@@ -251,17 +345,15 @@ def _provenance(result: AuditResult) -> list[str]:
     if isinstance(git, Mapping) and git.get("commit"):
         dirty = " (with uncommitted changes)" if git.get("dirty") else ""
         lines.append(f"- Code: git commit `{md_escape(git['commit'])[:40]}`{dirty}")
-    seed = prov.get("seed")
-    if seed is None:
-        seed = next((p.settings.get("seed") for p in result.plugins if p.settings.get("seed") is not None), None)
-    if seed is not None:
-        lines.append(f"- Random seed: {md_escape(seed)}")
+    seed = _seed_line(result)
+    if seed:
+        lines.append(f"- Random seed: {seed}")
     env = prov.get("environment")
     if isinstance(env, Mapping) and env.get("python"):
         platform = f" on {md_escape(env['platform'])}" if env.get("platform") else ""
         lines.append(f"- Python {md_escape(env['python'])}{platform}")
     lines.append("- The complete record (every number, setting and version) is results.json; "
-                 "the full report is report.html.")
+                 "the full report is technical-report.html.")
     return lines
 
 
@@ -276,6 +368,7 @@ def render_model_card(result: AuditResult) -> str:
     Provenance. Suppressed values show only ``suppressed (< min_cell)``.
     """
     result = for_plain_text(for_display(result))
+    names = DisplayNames.from_result(result)
     limit = min_cell(result)
     head = context.header(result)
     ran = [p for p in result.plugins if p.status not in _NOT_RUN]
@@ -284,8 +377,10 @@ def render_model_card(result: AuditResult) -> str:
     lines = [
         f"# Model card: {md_escape(source or head['title'])}",
         "",
-        f"_Drawn from a future-audit run of {md_escape(head['finished_at'])}. Overall audit result: "
-        f"**{head['status']}**. Values based on a count below {limit} are suppressed._",
+        (f"_Drawn from a future-audit run of {md_escape(head['finished_at'])}. Overall audit result: "
+         f"**{head['status']}**. A value resting on fewer than {limit} patients, or fewer than {limit} "
+         "with (or without) the condition, or that would reveal such a count, is suppressed; its cell "
+         "says which count is small._"),
         "",
         "## Model details",
         "",
@@ -302,7 +397,7 @@ def render_model_card(result: AuditResult) -> str:
     for plugin in ran:
         lines += [f"### {md_escape(plugin.principle)} ({md_escape(plugin.plugin)})", ""]
         lines += _overall_table(plugin, limit)
-        lines += _group_tables(plugin, limit)
+        lines += _group_tables(plugin, limit, names)
         lines.append("")
     lines += ["## Fairness findings", ""]
     fairness = [p for p in result.plugins if p.principle.lower() == "fairness"]
@@ -313,5 +408,6 @@ def render_model_card(result: AuditResult) -> str:
             lines.append(f"- **{plugin.status}**: {md_escape(plugin.summary)}")
         for f in plugin.findings:
             lines.append(f"- **{f.status}** {md_escape(f.title)}: {md_escape(f.message)}")
-    lines += ["", "## Limitations", "", *_limitations(result, limit), "", "## Provenance", "", *_provenance(result)]
+    lines += ["", "## Limitations", "", *_limitations(result, limit, names), "", "## Provenance", "",
+              *_provenance(result)]
     return "\n".join(lines) + "\n"

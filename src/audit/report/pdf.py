@@ -1,4 +1,5 @@
-"""report.pdf: report.html printed by WeasyPrint (the ``pdf`` extra), with its print stylesheet.
+"""report.pdf and technical-report.pdf: an edition of the HTML report printed by WeasyPrint (the
+``pdf`` extra), with its print stylesheet.
 
 The layout runs in a child process of the same interpreter (:mod:`audit.report.pdf_layout`)
 with a time limit, :data:`LAYOUT_TIMEOUT_S` seconds or the environment variable
@@ -17,7 +18,7 @@ from pathlib import Path
 import audit
 from audit.core.results import AuditResult
 from audit.errors import ConfigError, InputError, MissingExtraError
-from audit.report.html import render_html
+from audit.report.html import EDITIONS, render_html
 
 # Seconds the PDF layout may take: the demo takes a few, 1,000 groups well under a minute.
 LAYOUT_TIMEOUT_S = 120.0
@@ -54,7 +55,11 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _layout(html: str, limit: float) -> bytes:
+# The file each edition's PDF is written to, for messages.
+PDF_NAMES = {"board": "report.pdf", "technical": "technical-report.pdf"}
+
+
+def _layout(html: str, limit: float, name: str = "report.pdf") -> bytes:
     # -P: the working directory is not put on sys.path, so a file there named like a module
     # WeasyPrint imports (html.py, weasyprint.py) cannot shadow it.
     command = [sys.executable, "-P", "-m", "audit.report.pdf_layout"]
@@ -64,25 +69,27 @@ def _layout(html: str, limit: float) -> bytes:
         )
     except subprocess.TimeoutExpired:  # subprocess.run has killed and reaped the child
         raise InputError(
-            f"report.pdf: layout did not finish within {limit:g} s (very long group names or many "
+            f"{name}: layout did not finish within {limit:g} s (very long group names or many "
             "groups?). The other formats do not need it: re-run without the PDF (e.g. --format "
             f"html,json,md), or allow more time with the environment variable {TIMEOUT_ENV}=<seconds>."
         ) from None
     if done.returncode != 0 or not done.stdout.startswith(b"%PDF"):
         lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise RuntimeError(
-            f"report.pdf: WeasyPrint failed (exit code {done.returncode}): {lines[-1] if lines else 'no output'}"
+            f"{name}: WeasyPrint failed (exit code {done.returncode}): {lines[-1] if lines else 'no output'}"
         )
     return done.stdout
 
 
-def render_pdf(result: AuditResult, *, timeout: float | None = None) -> bytes:
-    """Render :func:`render_html`'s page as PDF (A4, "Page N of M", contents with page numbers).
+def render_pdf(result: AuditResult, *, timeout: float | None = None, edition: str = "technical") -> bytes:
+    """Render an edition of :func:`render_html`'s page as PDF (A4, "Page N of M").
 
-    The PDF variant of the page (``for_pdf=True``) has every collapsible section open and a
-    table of contents; its numbers are those of report.html. Figures stay SVG, loaded from
-    their data URIs; nothing else is fetched. WeasyPrint runs in a child process, stopped
-    after ``timeout`` seconds.
+    The PDF variant of the page (``for_pdf=True``) has every collapsible section open; its
+    numbers are those of the HTML page of the same edition. The technical edition
+    (technical-report.pdf) has a table of contents with page numbers; the board edition
+    (report.pdf) is a few pages: first screen, key findings, what was not assessed, sign-off
+    and provenance. Figures stay SVG, loaded from their data URIs; nothing else is fetched.
+    WeasyPrint runs in a child process, stopped after ``timeout`` seconds.
 
     Parameters
     ----------
@@ -91,6 +98,8 @@ def render_pdf(result: AuditResult, *, timeout: float | None = None) -> bytes:
     timeout : float, optional
         Seconds the layout may take; default :func:`layout_timeout` (120 s, or
         ``$FUTURE_AUDIT_PDF_TIMEOUT``).
+    edition : {"technical", "board"}, default "technical"
+        Which edition (see :func:`~audit.report.render_html`).
 
     Raises
     ------
@@ -101,10 +110,14 @@ def render_pdf(result: AuditResult, *, timeout: float | None = None) -> bytes:
         The layout did not finish in time (the child process is killed).
     ConfigError
         ``$FUTURE_AUDIT_PDF_TIMEOUT`` is not a positive number.
+    ValueError
+        ``edition`` is neither ``"technical"`` nor ``"board"``.
     """
+    if edition not in EDITIONS:
+        raise ValueError(f"edition: expected one of {', '.join(EDITIONS)}, got {edition!r}.")
     try:
         import weasyprint  # noqa: F401  (here, so that a missing extra is told as such)
     except (ImportError, OSError):
         raise MissingExtraError("weasyprint", "pdf", "The PDF report") from None
     limit = layout_timeout() if timeout is None else timeout
-    return _layout(render_html(result, for_pdf=True), limit)
+    return _layout(render_html(result, for_pdf=True, edition=edition), limit, PDF_NAMES[edition])

@@ -1,4 +1,4 @@
-"""The child process of :func:`audit.report.render_pdf`: report.html on stdin, report.pdf on stdout.
+"""The child process of :func:`audit.report.render_pdf`: the HTML page on stdin, its PDF on stdout.
 
 WeasyPrint's layout is pure Python and cannot be interrupted from a thread; run in its own
 process (``python -m audit.report.pdf_layout``), it can be stopped after a time limit.
@@ -20,7 +20,7 @@ def _data_only_fetcher():
 
         def fetch(url: str, *args, **kwargs):
             if not url.startswith("data:"):
-                raise ValueError(f"report.pdf does not load external resources ({url[:60]})")
+                raise ValueError(f"the PDF report does not load external resources ({url[:60]})")
             return default_url_fetcher(url, *args, **kwargs)
 
         return fetch

@@ -28,12 +28,14 @@ from typing import Any
 from audit.errors import ConfigError
 
 FILE_NAMES = {
-    "html": "report.html",
+    "html": "report.html",  # the board edition
     "json": "results.json",
     "junit": "junit.xml",
     "md": "summary.md",
-    "pdf": "report.pdf",
+    "pdf": "report.pdf",  # the board edition, printed
     "model_card": "model_card.md",
+    "technical": "technical-report.html",  # every finding, table and setting
+    "technical_pdf": "technical-report.pdf",
 }
 FORMATS = tuple(FILE_NAMES)
 # Marks a folder as a report set and says which run wrote it (JSON).

@@ -6,23 +6,30 @@ table with one row per group (overall first) and one column per metric id. Gap m
 (``*_gap`` against the best group, ``*_gap_overall`` against overall) go to their own table.
 Everything here is already formatted text with suppression applied, except the numbers the
 forest plot needs (which skip suppressed cells).
+
+Names come twice: ``label`` / ``group`` as the data has them (``sex=F``, for the tables that
+quote the data) and ``name`` / ``group_name`` in words (``sex F``, or the configured display
+name, :mod:`audit.report.names`) for prose, headings and figures. Rows of a column whose
+values are ordinal bands ("<30", "30-39", "50+") or configured bins come in reading order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from audit.core.results import Metric, PluginResult, Status
 from audit.report.formatting import (
     DASH,
     display_name,
-    fmt_p,
     flag_texts,
+    fmt_p,
     group_label,
     is_gap,
     metric_parts,
     suppressed_text,
+    suppressed_why,
 )
+from audit.report.names import DisplayNames
 from audit.report.text import shorten
 
 # Preferred column order; ids not listed follow in the order the plugin emitted them.
@@ -52,6 +59,8 @@ class Cell:
     text: str
     state: str = "ok"  # ok | undefined | suppressed | missing
     interval: str = ""
+    # A suppressed cell: which small count hides it ("fewer than 10 with the condition").
+    why: str = ""
 
     @property
     def full(self) -> str:
@@ -65,6 +74,7 @@ class Row:
     flags: tuple[str, ...]
     overall: bool = False
     suppressed: bool = False
+    name: str = ""  # the group in words: "age band <1, gender female", "all patients"
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ class ForestPoint:
     value: float
     ci: tuple[float, float] | None
     under_powered: bool
+    name: str = ""  # the group in words (figure labels use it when set)
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,14 @@ class ForestData:
     overall: float | None
     suppressed: tuple[str, ...]
     undefined: tuple[tuple[str, str], ...]
+    # The gap the plugin's own findings judge against (settings["tolerance"]), drawn on the plot.
+    tolerance: float | None = None
+    # What makes a group under-powered, in words: "fewer than 30 patients or 10 with the condition".
+    under_powered_rule: str = ""
+    title: str = ""  # "Missed cases (FNR) by age band"
+    # ``suppressed`` and ``undefined`` with the groups in words, for captions.
+    suppressed_names: tuple[str, ...] = ()
+    undefined_names: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +114,10 @@ class GroupTable:
     key_metric: str | None
     key_index: int | None  # index of the key metric's cell in every row
     forest: ForestData | None
+    heading: str = ""  # "By age band" (and the label, in multi-label mode)
+    caption: str = ""  # the table's <caption>
+    # The key metric's gap to all patients by group (a forest plot on a range around 0).
+    gap_forest: ForestData | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +131,9 @@ class GapRow:
     p_value: Cell
     p_adjusted: Cell
     flags: tuple[str, ...]
+    metric_words: str = ""  # "gap in missed cases (FNR) to all patients"
+    group_name: str = ""  # the group in words
+    reference_name: str = ""  # "the best group (sex M)", "all patients"
 
 
 def _group_key(group: dict[str, str] | None) -> tuple[tuple[str, str], ...]:
@@ -129,6 +155,19 @@ def _ordered_ids(metrics: list[Metric]) -> list[str]:
     return known + [c for c in seen if c not in COLUMN_ORDER]
 
 
+def _small_group(row_metrics: dict[str, Metric], limit: int) -> bool:
+    """The row's group has fewer than ``limit`` patients (its own n is hidden, or says so)."""
+    own = row_metrics.get("patients") or row_metrics.get("n")
+    if own is not None:
+        return own.suppressed or (own.value is not None and own.value < limit)
+    return any(m.n is not None and m.n < limit for m in row_metrics.values())
+
+
+def _hidden(metric_id: str, limit: int, small: bool, denominator: int | None = None) -> Cell:
+    return Cell(suppressed_text(limit), "suppressed",
+                why=suppressed_why(metric_id, limit, small_group=small, denominator=denominator))
+
+
 def _count_cell(row_metrics: dict[str, Metric], metric_id: str, row_suppressed: bool, limit: int) -> Cell:
     """The n or positives cell.
 
@@ -136,10 +175,11 @@ def _count_cell(row_metrics: dict[str, Metric], metric_id: str, row_suppressed: 
     from other metrics (``Metric.n``, the denominator of FNR) is hidden as soon as any cell of
     the row is suppressed, since it would reveal the size of that cell.
     """
+    small = _small_group(row_metrics, limit)
     own = row_metrics.get(metric_id)
     if own is not None:
         if own.suppressed:
-            return Cell(suppressed_text(limit), "suppressed")
+            return _hidden(metric_id, limit, small)
         if own.value is None:
             return Cell(DASH, "missing")
         return Cell(f"{own.value:,.0f}")
@@ -157,16 +197,45 @@ def _count_cell(row_metrics: dict[str, Metric], metric_id: str, row_suppressed: 
     if value is None:
         return Cell(DASH, "missing")
     if row_suppressed:
-        return Cell(suppressed_text(limit), "suppressed")
+        return _hidden(metric_id, limit, small)
     return Cell(f"{value:,}")
 
 
-def _metric_cell(metric: Metric | None, limit: int) -> Cell:
+def _metric_cell(metric: Metric | None, limit: int, small: bool | None = None) -> Cell:
     if metric is None:
         return Cell(DASH, "missing")
-    state = "suppressed" if metric.suppressed else "undefined" if metric.value is None else "ok"
+    if metric.suppressed:
+        if small is None:
+            small = metric.n is not None and metric.n < limit
+        return _hidden(metric.id, limit, small, metric.denominator)
+    state = "undefined" if metric.value is None else "ok"
     text, interval = metric_parts(metric, limit)
     return Cell(text, state, interval)
+
+
+def under_powered_rule(plugin: PluginResult) -> str:
+    """What makes a group under-powered in this plugin, in words, from its settings."""
+    n = plugin.settings.get("min_group_n", plugin.settings.get("min_group_size"))
+    pos = plugin.settings.get("min_positives")
+    unit = plugin.settings.get("counting_unit") or "patients"
+    parts = []
+    if isinstance(n, int) and not isinstance(n, bool):
+        parts.append(f"{n} {unit}")
+    if isinstance(pos, int) and not isinstance(pos, bool):
+        parts.append(f"{pos} with the condition")
+    return "fewer than " + " or ".join(parts) if parts else ""
+
+
+def tolerance_of(plugin: PluginResult) -> float | None:
+    """The gap the plugin's own findings judge against (``settings["tolerance"]``), or None."""
+    value = plugin.settings.get("tolerance")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _table(
@@ -176,7 +245,10 @@ def _table(
     overall: list[Metric],
     grouped: list[Metric],
     limit: int,
+    names: DisplayNames | None = None,
+    gaps: list[Metric] | None = None,
 ) -> GroupTable:
+    names = names or DisplayNames()
     metrics = overall + grouped
     ids = _ordered_ids(metrics)
     value_ids = [i for i in ids if i not in ("n", "positives")]
@@ -186,27 +258,57 @@ def _table(
     columns = ["n"] + (["positives"] if has_positives else []) + value_ids
     key = key_metric_for(plugin, set(value_ids))
 
-    by_group: dict[tuple, dict[str, Metric]] = {}
-    labels: dict[tuple, str] = {}
+    unordered: dict[tuple, dict[str, Metric]] = {}
+    groups: dict[tuple, dict[str, str] | None] = {}
     for m in metrics:
         k = _group_key(m.group)
-        by_group.setdefault(k, {}).setdefault(m.id, m)
-        labels.setdefault(k, group_label(m.group))
+        unordered.setdefault(k, {}).setdefault(m.id, m)
+        groups.setdefault(k, m.group)
+    order = {_group_key(g): i for i, g in enumerate(names.sort_groups(groups.values()))}
+    by_group = dict(sorted(unordered.items(), key=lambda item: order[item[0]]))
+    labels = {k: group_label(groups[k]) for k in by_group}
+    words = {k: names.group(groups[k]) for k in by_group}
 
     rows = []
     for k, row_metrics in by_group.items():
         suppressed = any(m.suppressed for m in row_metrics.values())
+        small = _small_group(row_metrics, limit)
         cells = [_count_cell(row_metrics, "n", suppressed, limit)]
         if has_positives:
             cells.append(_count_cell(row_metrics, "positives", suppressed, limit))
-        cells += [_metric_cell(row_metrics.get(i), limit) for i in value_ids]
+        cells += [_metric_cell(row_metrics.get(i), limit, small) for i in value_ids]
         flags = tuple(dict.fromkeys(f for m in row_metrics.values() for f in flag_texts(m)))
-        rows.append(Row(labels[k], tuple(cells), flags, overall=not k, suppressed=suppressed))
+        rows.append(Row(labels[k], tuple(cells), flags, overall=not k, suppressed=suppressed, name=words[k]))
 
-    forest = _forest(key, by_group, labels) if key and grouped else None
+    grouping_words = names.grouping(grouping) if grouping else "all patients"
+    label_words = f" ({names.label_name(label)})" if label is not None else ""
+    extra = {
+        "tolerance": tolerance_of(plugin),
+        "under_powered_rule": under_powered_rule(plugin),
+    }
+    forest = gap_forest = None
+    if key and grouped:
+        forest = replace(_forest(key, by_group, labels, words), **extra,
+                         title=f"{_capital(names.metric(key))} by {grouping_words}{label_words}")
+        gap_id = f"{key}_gap_overall"
+        of_gap = {_group_key(m.group): m for m in gaps or () if m.id == gap_id}
+        if of_gap:
+            gap_rows_ = {k: {gap_id: of_gap[k]} for k in by_group if k in of_gap}
+            gap_forest = replace(_forest(gap_id, gap_rows_, labels, words), **extra,
+                                 title=f"{_capital(names.metric(gap_id))} by {grouping_words}{label_words}")
     title_parts = [" × ".join(map(shorten, grouping)) if grouping else "overall"]
     if label is not None:
         title_parts.insert(0, shorten(label))
+    heading = f"By {grouping_words}" if grouping else "All patients"
+    if label is not None:
+        heading += f" — {names.label_name(label)}"
+    level = next((m.level for m in metrics if m.level is not None and 0 < m.level < 1), None)
+    ci = f"{level * 100:g}% confidence interval" if level else "confidence interval"
+    caption = (
+        f"Results by {grouping_words}{label_words}: one row per group, all patients first; "
+        f"each value with its {ci} below it. A hidden cell says which small count hides it."
+        if grouping else f"Results for all patients{label_words}, each value with its {ci} below it."
+    )
     return GroupTable(
         title=" — ".join(title_parts),
         label=label,
@@ -217,11 +319,16 @@ def _table(
         key_metric=key,
         key_index=columns.index(key) if key else None,
         forest=forest,
+        heading=heading,
+        caption=caption,
+        gap_forest=gap_forest,
     )
 
 
-def _forest(key: str, by_group: dict, labels: dict) -> ForestData:
+def _forest(key: str, by_group: dict, labels: dict, words: dict | None = None) -> ForestData:
+    words = words or {}
     points, suppressed, undefined = [], [], []
+    suppressed_names, undefined_names = [], []
     overall_value = None
     for k, row_metrics in by_group.items():
         m = row_metrics.get(key)
@@ -233,16 +340,24 @@ def _forest(key: str, by_group: dict, labels: dict) -> ForestData:
             continue
         if m.suppressed:
             suppressed.append(labels[k])
+            suppressed_names.append(words.get(k, labels[k]))
         elif m.value is None:
             undefined.append((labels[k], m.reason or "undefined"))
+            undefined_names.append((words.get(k, labels[k]), m.reason or "undefined"))
         else:
-            points.append(ForestPoint(labels[k], m.value, m.ci, "under_powered" in m.flags))
-    return ForestData(key, tuple(points), overall_value, tuple(suppressed), tuple(undefined))
+            points.append(ForestPoint(labels[k], m.value, m.ci, "under_powered" in m.flags, words.get(k, "")))
+    return ForestData(key, tuple(points), overall_value, tuple(suppressed), tuple(undefined),
+                      suppressed_names=tuple(suppressed_names), undefined_names=tuple(undefined_names))
 
 
-def group_tables(plugin: PluginResult, limit: int) -> list[GroupTable]:
-    """One table per (label, grouping), in the order the plugin emitted them."""
+def group_tables(plugin: PluginResult, limit: int, names: DisplayNames | None = None) -> list[GroupTable]:
+    """One table per (label, grouping), in the order the plugin emitted them.
+
+    ``names``: the result's display names (:meth:`DisplayNames.from_result`); the defaults
+    without it.
+    """
     plain = [m for m in plugin.metrics if not is_gap(m) and m.id not in NOT_IN_TABLES]
+    gap_metrics = [m for m in plugin.metrics if is_gap(m)]
     tables = []
     for label in dict.fromkeys(m.label for m in plain):
         of_label = [m for m in plain if m.label == label]
@@ -252,24 +367,29 @@ def group_tables(plugin: PluginResult, limit: int) -> list[GroupTable]:
             if m.group:
                 groupings.setdefault(frozenset(m.group), tuple(m.group))
         if not groupings:
-            tables.append(_table(plugin, label, (), overall, [], limit))
-        for cols, names in groupings.items():
+            tables.append(_table(plugin, label, (), overall, [], limit, names))
+        for cols, columns in groupings.items():
             grouped = [m for m in of_label if m.group and frozenset(m.group) == cols]
-            tables.append(_table(plugin, label, names, overall, grouped, limit))
+            gaps = [m for m in gap_metrics if m.label == label and m.group and frozenset(m.group) == cols]
+            tables.append(_table(plugin, label, columns, overall, grouped, limit, names, gaps))
     return tables
 
 
-def gap_rows(plugin: PluginResult, limit: int) -> list[GapRow]:
+def gap_rows(plugin: PluginResult, limit: int, names: DisplayNames | None = None) -> list[GapRow]:
+    names = names or DisplayNames()
     rows = []
     for m in plugin.metrics:
         if not is_gap(m):
             continue
         if m.reference == "best" or (m.reference is None and not m.id.endswith("_overall")):
             ref = "best group"
+            ref_name = "the best group"
             if m.reference_group:
                 ref += f" ({group_label(m.reference_group)})"
+                ref_name += f" ({names.group(m.reference_group)})"
         else:
             ref = m.reference or "overall"
+            ref_name = "all patients" if ref == "overall" else ref
         if m.suppressed:
             hidden = Cell(DASH, "suppressed")
             p_value = p_adjusted = hidden
@@ -286,6 +406,9 @@ def gap_rows(plugin: PluginResult, limit: int) -> list[GapRow]:
                 p_value=p_value,
                 p_adjusted=p_adjusted,
                 flags=tuple(flag_texts(m)),
+                metric_words=names.metric(m.id),
+                group_name=names.group(m.group),
+                reference_name=ref_name,
             )
         )
     return rows

@@ -69,7 +69,7 @@ def test_every_item_is_listed_with_its_state(html):
 
 
 def test_measured_item_links_to_its_findings_with_status(html):
-    row = _item_row(html, "future-ai", "Fairness 3")
+    row = _item_row(html, "claim-2024", "38")  # estimates with intervals: the whole item
     assert row[3] == "measured"
     assert "Underdiagnosis gap by sex" in row[4] and "FAIL" in row[4]
     assert '<a href="#finding-fairness-fnr_gap_sex">Underdiagnosis gap by sex</a>' in html
@@ -119,3 +119,26 @@ def test_unreadable_attestation_record_does_not_stop_the_report():
     views = checklist_views(make_result(attestations={"claim-2024": {"3": {"no_answer": 1}}}))
     assert all(v.items for v in views)
     assert "cannot be read" in views[0].error
+
+
+def _item(views, cid: str, item_id: str):
+    view = next(v for v in views if v.id == cid)
+    return next(i for i in view.items if i.id == item_id)
+
+
+def test_partly_measured_not_applicable_and_attested_items_carry_what_the_page_needs():
+    answers = {"claim-2024": {"7": {"answer": "Hospital A PACS export, 2019-2021."}}}
+    views = checklist_views(for_display(make_result(attestations=answers)))
+    fairness3 = _item(views, "future-ai", "Fairness 3")
+    assert fairness3.state == "partly measured"
+    assert [f.title for f in fairness3.findings] == ["Underdiagnosis gap by sex", "FNR undefined"]
+    assert ("fnr", "") in fairness3.evidence and fairness3.note.endswith("the rest needs a written answer")
+    imaging = _item(views, "claim-2024", "13")
+    assert imaging.state == "not applicable" and imaging.evidence == () and "no imaging data" in imaging.note
+    item7 = _item(views, "claim-2024", "7")  # partly measured (provenance) + answered = attested, both shown
+    assert item7.state == "attested" and item7.answer.startswith("Hospital A")
+    assert item7.evidence == (("provenance", "provenance"),)
+    assert item7.note == "Partly measured by the audit; the written answer completes it"
+    claim = next(v for v in views if v.id == "claim-2024")
+    assert claim.counts["not applicable"] == 2 and claim.counts["attested_partly"] == 1
+    assert claim.line.startswith("CLAIM 2024: 2 of 44 items measured, 1 attested, ")

@@ -21,17 +21,19 @@ from audit.report import (
 )
 from audit.report import files, report_set
 
-ALL = {"html": "report.html", "json": "results.json", "junit": "junit.xml", "md": "summary.md"}
+ALL = {"html": "report.html", "technical": "technical-report.html", "json": "results.json", "junit": "junit.xml",
+       "md": "summary.md"}
 
 
 def test_writes_exactly_the_requested_files(tmp_path, result):
     out = tmp_path / "a" / "b"
-    written = write_reports(result, out, ["html", "json", "junit", "md"])
+    written = write_reports(result, out, ["html", "technical", "json", "junit", "md"])
     assert {k: p.name for k, p in written.items()} == ALL
     # No temp files left, and the marker that makes the folder a report set.
     assert sorted(p.name for p in out.iterdir()) == sorted([*ALL.values(), files.MARKER])
     assert not list(out.parent.glob(f".{out.name}.*"))  # no staging folder either
-    assert (out / "report.html").read_text(encoding="utf-8") == render_html(result)
+    assert (out / "report.html").read_text(encoding="utf-8") == render_html(result, edition="board")
+    assert (out / "technical-report.html").read_text(encoding="utf-8") == render_html(result, edition="technical")
     assert (out / "summary.md").read_text(encoding="utf-8") == render_markdown(result)
     assert (out / "junit.xml").read_text(encoding="utf-8") == render_junit(result)
     assert (out / "results.json").read_text(encoding="utf-8") == render_json(result)
@@ -83,7 +85,8 @@ def test_files_are_not_private_to_the_writer(tmp_path, result):
 def test_rerendering_from_json_is_byte_identical(result):
     again = AuditResult.from_json(render_json(result))
     assert again == result
-    assert render_html(again) == render_html(result)
+    for edition in ("board", "technical"):
+        assert render_html(again, edition=edition) == render_html(result, edition=edition)
     assert render_markdown(again) == render_markdown(result)
     assert render_junit(again) == render_junit(result)
 
@@ -132,18 +135,32 @@ def test_load_result_on_a_directory_or_binary(tmp_path):
 
 def test_pdf_is_the_printed_html(tmp_path, result):
     pytest.importorskip("weasyprint")
-    written = write_reports(result, tmp_path, ["pdf"])
+    written = write_reports(result, tmp_path, ["pdf", "technical_pdf"])
     assert written["pdf"].name == "report.pdf"
-    assert written["pdf"].read_bytes().startswith(b"%PDF")
+    assert written["technical_pdf"].name == "technical-report.pdf"
+    assert all(p.read_bytes().startswith(b"%PDF") for p in written.values())
+
+
+def test_formats_and_file_names_of_the_two_editions():
+    assert files.FILE_NAMES["html"] == "report.html" and files.FILE_NAMES["pdf"] == "report.pdf"
+    assert files.FILE_NAMES["technical"] == "technical-report.html"
+    assert files.FILE_NAMES["technical_pdf"] == "technical-report.pdf"
+    assert set(files.RENDERERS) == set(files.FILE_NAMES) == set(files.FORMATS)
+    from audit.core.config import DEFAULT_FORMATS, FORMATS
+
+    assert set(FORMATS) == set(files.FORMATS)
+    assert DEFAULT_FORMATS == ("html", "technical", "json", "junit", "md")
 
 
 def test_pdf_without_weasyprint(tmp_path, result, monkeypatch):
     monkeypatch.setitem(sys.modules, "weasyprint", None)  # import weasyprint -> ImportError
     with pytest.raises(MissingExtraError, match=r"pip install 'future-audit\[pdf\]'"):
         write_reports(result, tmp_path / "out", ["md", "pdf"])
+    with pytest.raises(MissingExtraError, match=r"pip install 'future-audit\[pdf\]'"):
+        write_reports(result, tmp_path / "out", ["md", "technical_pdf"])
     assert not (tmp_path / "out").exists()
     config = {**result.config, "report": {"min_cell": 10, "continue_without_pdf": True}}
-    written = write_reports(replace(result, config=config), tmp_path / "out", ["md", "pdf"])
+    written = write_reports(replace(result, config=config), tmp_path / "out", ["md", "pdf", "technical_pdf"])
     assert list(written) == ["md"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [files.MARKER, "summary.md"]
 

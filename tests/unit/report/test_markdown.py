@@ -4,10 +4,11 @@ import re
 
 import pytest
 
+from audit.core.results import Finding, GateCheck, GateResult, Status
 from audit.report import render_markdown
 from audit.report.markdown import md_escape
 
-from .factories import EVIL, SUPPRESSED_N, make_multilabel, make_result
+from .factories import EVIL, SUPPRESSED_N, make_fairness, make_multilabel, make_result
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_overall_status_and_gates_table(md):
 def test_plugin_status_summary_and_key_findings(md):
     assert "### ❌ **FAIL** Fairness (fairness)" in md
     assert "Women are underdiagnosed: FNR 25.0% vs 14.0% for men." in md
-    assert "- ❌ **FAIL**: The model misses 11 more patients per 100" in md
+    assert "- ❌ **FAIL** Underdiagnosis gap by sex (threshold 5.0 pp): The model misses 11 more patients per 100" in md
 
 
 def test_key_metric_table_with_suppression_and_undefined(md):
@@ -45,7 +46,8 @@ def test_key_metric_table_with_suppression_and_undefined(md):
     start = lines.index("| Group | n | FNR (CI) | Flags |")
     rows = {r[0]: r for r in map(_cells, lines[start + 2 : start + 8])}
     assert rows["**overall**"][1:3] == ["400", "20.0% (14.0%–28.0%)"]
-    assert rows["sex=X"][1:3] == ["suppressed (&lt; 10)", "suppressed (&lt; 10)"]
+    # which small count hides the cell: here the group itself
+    assert rows["sex=X"][1:3] == ["suppressed (fewer than 10 patients)", "suppressed (fewer than 10 patients)"]
     assert rows["sex=U"][2] == "undefined (no positives)"
     assert rows["sex=M"][3] == "under\\_powered"
     assert "12.3%" not in md and "0.123" not in md and f"| {SUPPRESSED_N} |" not in md
@@ -59,7 +61,7 @@ def test_no_html_and_pipes_escaped(md):
     for line in md.splitlines():
         if line.startswith("|"):
             assert line.endswith("|")
-    header_widths = {len(_cells(line)) for line in md.splitlines() if line.startswith("| Group")}
+    header_widths = {len(_cells(line)) for line in md.splitlines() if line.startswith("| Group | n |")}
     assert header_widths == {4}
 
 
@@ -87,3 +89,47 @@ def test_multilabel_shows_only_the_underdiagnosis_rate():
     assert "**Underdiagnosis rate by sex**" in md
     assert "Effusion" not in md and "| FNR" not in md
     assert "No gates were configured." in md
+
+
+# ------------------------------------------------------------------------ short lines that name the groups
+def _gate_table(md: str, expression: str) -> dict[str, list[str]]:
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"**`{expression}`**"))
+    header = next(i for i in range(start, len(lines)) if lines[i].startswith("| Group"))
+    rows = []
+    for line in lines[header + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(_cells(line))
+    return {r[0]: r for r in rows}
+
+
+def test_each_gate_names_its_failing_and_undecided_groups_with_value_interval_and_threshold(md):
+    assert ("**`fairness.fnr_gap<=0.05`**: 2 of 2 values fail or cannot be decided against "
+            "gap in missed cases (FNR) ≤ 5.0 pp (all policy).") in md
+    rows = _gate_table(md, "fairness.fnr_gap<=0.05")
+    assert rows["sex F"] == ["sex F", "best group", "+11.0 pp (+2.0 to +20.0 pp)", "≤ 5.0 pp", "❌ **FAIL**"]
+    assert rows["sex X"][2:] == ["suppressed (&lt; 10)", "≤ 5.0 pp", "❔ **INCONCLUSIVE**: suppressed"]
+    rows = _gate_table(md, "fairness.fnr<=0.3")
+    assert rows["sex F"] == ["sex F", "25.0% (15.8%–37.1%)", "≤ 30.0%",
+                             "❔ **INCONCLUSIVE**: its interval includes the threshold"]
+    assert "**`fairness.auroc>=0.7`**" not in md  # a gate that holds needs no list
+
+
+def test_no_bullet_is_longer_than_200_characters_and_long_gates_are_cut():
+    long_message = " ".join(f"Group site={i:02d} has an FNR of {10 + i}.0% (95% CI 5.0%–30.0%)." for i in range(20))
+    assert len(long_message) > 800
+    fairness = make_fairness(findings=(Finding("fnr_by_site", "Missed cases (FNR) by site", Status.WARN, long_message,
+                                               metric="fnr_gap", threshold=0.05),))
+    checks = tuple(GateCheck({"site": f"{i:02d}"}, 0.2, (0.1, 0.3), Status.FAIL) for i in range(40))
+    gate = GateResult("fairness.fnr<=0.05", "fairness.fnr", "<=", 0.05, "interval", Status.FAIL,
+                      "0 of 40 values hold, 40 fail, 0 inconclusive (interval policy)", checks=checks)
+    md = render_markdown(make_result(plugins=(fairness,), gates=(gate,),
+                                     warnings=("A warning that goes on. " * 30,)))
+    bullets = [line for line in md.splitlines() if line.startswith("- ")]
+    assert bullets and max(map(len, bullets)) <= 200
+    warn = next(b for b in bullets if "Missed cases (FNR) by site" in b)
+    assert warn.startswith("- ⚠️ **WARN** Missed cases (FNR) by site (threshold 5.0 pp): Group site=00 has")
+    assert warn.endswith(". …")  # cut after a whole sentence
+    rows = _gate_table(md, "fairness.fnr<=0.05")
+    assert len(rows) == 25 and "… and 15 more; technical-report.html lists every group." in md

@@ -6,9 +6,10 @@ import re
 
 import pytest
 
+from audit.core.results import Metric
 from audit.report import FORMATS, render_model_card, write_reports
 
-from .factories import SHA_MODEL, make_result
+from .factories import SHA_MODEL, make_fairness, make_result
 
 ATTESTATIONS = {
     "claim-2024": {
@@ -66,7 +67,10 @@ def test_data(card):
 def test_prevalence_of_small_counts_is_suppressed():
     summary = {"data": {"rows": 500, "positives": {"y": 7}}}
     data = _section(render_model_card(make_result(data_summary=summary)), "Data")
-    assert "Prevalence of y: suppressed (&lt; 10)" in data and "1.4%" not in data
+    assert "Prevalence of y: suppressed (fewer than 10 with the condition)" in data and "1.4%" not in data
+    summary = {"data": {"rows": 500, "positives": {"y": 495}}}
+    data = _section(render_model_card(make_result(data_summary=summary)), "Data")
+    assert "Prevalence of y: suppressed (fewer than 10 without the condition)" in data
     summary = {"data": {"rows": 500, "positives": {"y": 70}}}
     assert "Prevalence of y: 14.0% (70 of 500)" in render_model_card(make_result(data_summary=summary))
 
@@ -76,7 +80,8 @@ def test_metrics_with_intervals_and_suppression(card):
     assert "| FNR | 20.0% (14.0%–28.0%) |" in metrics
     assert "| AUROC | 0.861 (0.811–0.901) |" in metrics
     assert "| sex=F | 180 | 25.0% (15.8%–37.1%) | 0.842 (0.792–0.882) | — |" in metrics
-    assert "| sex=X | suppressed (&lt; 10) | suppressed (&lt; 10) | suppressed (&lt; 10) | — |" in metrics
+    hidden = "suppressed (fewer than 10 patients)"
+    assert f"| sex=X | {hidden} | {hidden} | {hidden} | — |" in metrics
     for hidden in ("12.3%", "0.123", "65.4%", "0.654", "0.027", "| 7 |"):
         assert hidden not in card
 
@@ -85,10 +90,13 @@ def test_fairness_findings_and_limitations(card):
     findings = _section(card, "Fairness findings")
     assert "- **FAIL** Underdiagnosis gap by sex: The model misses 11 more patients per 100" in findings
     limits = _section(card, "Limitations")
-    assert "- Under-powered groups, whose numbers are unreliable: sex=M." in limits
-    assert "- 1 group(s) too small to report (a count below 10)" in limits
+    assert ("- Under-powered groups (fewer than 30 patients or 10 with the condition), whose numbers are "
+            "unreliable: sex M.") in limits
+    assert ("- 6 of 30 cells of the fairness tables by group are hidden because they hold fewer than 10 patients "
+            "(1 group), or would reveal such a count; every group was assessed") in limits
     assert "- Not assessed by this audit: Universality, Traceability, Usability, Robustness, Explainability." in limits
-    assert re.search(r"- Checklist coverage: CLAIM 2024: \d+ of 44 items measured, \d+ attested, \d+ open\.", limits)
+    assert re.search(r"- Checklist coverage: CLAIM 2024: \d+ of 44 items measured, \d+ attested, "
+                     r"\d+ partly measured, \d+ not applicable, \d+ open\.", limits)
     assert "Single site; few positives in the youngest group. _[CLAIM-2024:40]_" in limits
     assert "Warning (audit): Column 'age' has 3 missing values." in limits
 
@@ -105,3 +113,47 @@ def test_written_by_write_reports(tmp_path):
     written = write_reports(make_result(), tmp_path, ["model_card"])
     assert written["model_card"].name == "model_card.md"
     assert written["model_card"].read_text(encoding="utf-8") == render_model_card(make_result())
+
+
+# ------------------------------------------------------------------------ hidden cells, small counts, the seed
+def _card_with_groups() -> str:
+    """Group W: 434 patients, fewer than 10 of them with the condition; group X: 7 patients."""
+    group_w, group_x = {"sex": "W"}, {"sex": "X"}
+    metrics = [
+        Metric("n", 600, n=600), Metric("positives", 60, n=600), Metric("fnr", 0.2, n=600, ci=(0.1, 0.3)),
+        Metric("n", 159, n=159, group={"sex": "V"}), Metric("positives", 51, n=159, group={"sex": "V"}),
+        Metric("fnr", 0.25, n=159, group={"sex": "V"}, ci=(0.14, 0.39)),
+        Metric("n", 434, n=434, group=group_w), Metric("positives", None, group=group_w, suppressed=True),
+        Metric("fnr", None, group=group_w, suppressed=True),
+        Metric("n", None, group=group_x, suppressed=True), Metric("positives", None, group=group_x, suppressed=True),
+        Metric("fnr", None, group=group_x, suppressed=True),
+    ]
+    return render_model_card(make_result(plugins=(make_fairness(metrics=metrics),)))
+
+
+def test_a_suppressed_cell_says_which_count_is_small():
+    metrics = _section(_card_with_groups(), "Metrics")
+    assert "| sex=W | 434 | suppressed (fewer than 10 with the condition) | — |" in metrics
+    assert "| sex=X | suppressed (fewer than 10 patients) | suppressed (fewer than 10 patients) | — |" in metrics
+    assert "(&lt; 10)" not in metrics
+
+
+def test_limitations_count_hidden_cells_and_say_every_group_was_assessed():
+    limits = _section(_card_with_groups(), "Limitations")
+    assert ("- 5 of 9 cells of the fairness tables by group are hidden because they hold fewer than 10 patients "
+            "(1 group) or fewer than 10 with, or without, the condition (1 group), or would reveal such a "
+            "count; every group was assessed") in limits
+    assert "not assessed, which" not in limits and "too small to report" not in limits
+
+
+def test_the_seed_appears_once_in_the_provenance():
+    plugin = make_fairness(settings={"random_state": 20201})
+    card = render_model_card(make_result(plugins=(plugin,), provenance={**make_result().provenance, "seed": None}))
+    assert "- Random seed: 20201 (set by fairness)" in _section(card, "Provenance")
+    assert card.lower().count("seed") == 1 and "seed —" not in card.lower()
+    card = render_model_card(make_result(plugins=(plugin,)))  # the run's seed 20240501, the plugin's own
+    assert "- Random seed: 20240501 (fairness used its own: 20201)" in card
+    assert card.lower().count("random seed") == 1
+    nothing = render_model_card(make_result(plugins=(make_fairness(settings={"seed": None}),),
+                                            provenance={**make_result().provenance, "seed": "—"}))
+    assert "seed" not in nothing.lower()

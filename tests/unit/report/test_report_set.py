@@ -21,7 +21,7 @@ from audit.report import check_output_folder, files, report_set, write_reports
 from .factories import make_result
 
 FAST = ("json", "junit", "md")
-NO_PDF = tuple(f for f in files.FORMATS if f != "pdf")
+NO_PDF = tuple(f for f in files.FORMATS if f not in ("pdf", "technical_pdf"))
 
 
 def run_result(started: str):
@@ -337,7 +337,7 @@ def _raise(kind):
 def test_the_folder_always_holds_exactly_one_runs_set(runs):
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as m:
         out = Path(tmp) / "audit"
-        for fmt in ("html", "junit", "md", "model_card"):
+        for fmt in ("html", "technical", "junit", "md", "model_card"):
             m.setitem(files.RENDERERS, fmt, _fake(fmt))
         real_write, real_rename, real_exchange = report_set._write_file, os.rename, report_set._exchange
         state = {"writes": 0, "renames": 0, "fail": None, "fallback": False}

@@ -92,7 +92,7 @@ def test_a_right_to_left_override_is_isolated_in_html_and_removed_everywhere():
         assert not set(BIDI) & set(svg)
     rows = re.findall(r'<th scope="row">(.*?)</th>', html)
     assert "<bdi>race=evil</bdi>" in rows  # the group table
-    assert "<bdi>race=evil</bdi>" in _verdict(html)  # the verdict sentence
+    assert "<bdi>race evil</bdi>" in _verdict(html)  # the verdict sentence (display names)
     assert "race=<bdi>evil</bdi>: 25.0%" in html  # the finding message
     assert "has few positives" in html and "&#39;race=<bdi>evil</bdi>&#39;" in html  # a warning
     for name, text in _plain_outputs(result).items():
@@ -103,9 +103,8 @@ def test_a_right_to_left_override_is_isolated_in_html_and_removed_everywhere():
 
 def test_verdict_numbers_stay_in_logical_order_after_the_name():
     expected = (
-        "Among patients who had the condition, the model missed 15.0% (95% CI 8.0%–24.0%) of race=A and "
-        "25.0% (15.8%–37.1%) of race=evil. Largest gap to the best group: race=evil, 10.0 percentage points "
-        "worse (CI 1.0 to 20.0)."
+        "The model misses 25.0% (95% CI 15.8%–37.1%) of race evil with the condition against 15.0% "
+        "(8.0%–24.0%) of race A. Gap to the best group: 10.0 percentage points worse (CI 1.0 to 20.0)."
     )
     hostile, plain = named(RLO + "evil"), named("evil")
     assert verdict_rows(for_display(hostile))[0].sentence == expected
@@ -117,10 +116,10 @@ def test_verdict_numbers_stay_in_logical_order_after_the_name():
 def test_a_right_to_left_name_is_isolated_and_a_left_to_right_one_is_not():
     arabic = "عربي"
     html = render_html(named(arabic))
-    assert f"<bdi>race={arabic}</bdi>" in _verdict(html)
+    assert f"<bdi>race {arabic}</bdi>" in _verdict(html)
     assert f"race=<bdi>{arabic}</bdi>: 25.0%" in html  # inside the finding message
     # ordinary names get no markup: the sentences read the same in HTML and in text
-    assert "<bdi>race=A</bdi>" not in html and "of race=A" in _verdict(html)
+    assert "<bdi>race A</bdi>" not in html and "of race A" in _verdict(html)
 
 
 # ---------------------------------------------------------------- control characters
@@ -177,8 +176,8 @@ def test_a_ten_kilobyte_name_is_shown_shortened_and_kept_whole_in_json():
         assert f"race={short}" in text, fmt
     assert "race=<bdi>" not in outputs["html"]  # long, but nothing to isolate
     # the verdict names the group as the tables do
-    assert f"of race={short}. Largest gap" in verdict_rows(for_display(result))[0].sentence
-    assert f"of race={short}. Largest gap" in _verdict(outputs["html"])
+    assert f"of race {short} with the condition against" in verdict_rows(for_display(result))[0].sentence
+    assert f"of race {short} with the condition against" in _verdict(outputs["html"])
     assert LONG in render_json(result)
     assert json.loads(render_json(result)) == json.loads(result.to_json())
 

@@ -30,21 +30,21 @@ def test_one_row_per_principle_in_order():
 def test_fairness_sentence_has_groups_with_intervals_and_leaves_suppressed_out():
     sentence = fairness_sentence(for_display(make_result()).plugins[0])
     assert sentence == (
-        "Among patients who had the condition, the model missed 25.0% (95% CI 15.8%–37.1%) of sex=F, "
-        f"14.0% (7.0%–26.0%) of sex=M and 30.0% (10.8%–60.3%) of sex={EVIL}. "
-        "1 small group not shown (suppressed). "
-        "Largest gap to the best group: sex=F, 11.0 percentage points worse (CI 2.0 to 20.0)."
+        "Among patients with the condition, the model misses 25.0% (95% CI 15.8%–37.1%) of sex F, "
+        f"14.0% (7.0%–26.0%) of sex M and 30.0% (10.8%–60.3%) of sex {EVIL}. "
+        "Largest gap to the best group: sex F, 11.0 percentage points worse (CI 2.0 to 20.0). "
+        "1 small group not shown (suppressed)."
     )
 
 
 def test_verdict_section_never_shows_a_suppressed_value_and_escapes_names():
     verdict = _verdict(render_html(make_result()))
-    assert "12.3%" not in verdict and "0.123" not in verdict and "sex=X" not in verdict
+    assert "12.3%" not in verdict and "0.123" not in verdict and "sex X" not in verdict and "sex=X" not in verdict
     assert "&lt;script&gt;" in verdict and "<script" not in verdict
     table = table_with_header(verdict, "FUTURE-AI principle", "Result", "What the audit found")
     assert [r[0] for r in table[1:]] == list(PRINCIPLES)
     assert table[1][1].endswith("FAIL")
-    assert table[1][2].startswith("Among patients who had the condition, the model missed 25.0%")
+    assert table[1][2].startswith("Among patients with the condition, the model misses 25.0%")
 
 
 def test_principles_without_a_plugin_say_why():
@@ -77,14 +77,14 @@ def test_skipped_and_failed_plugins_give_their_reason():
 
 def test_many_groups_are_given_as_a_range():
     sentence = fairness_sentence(make_many_groups(200).plugins[0])
-    assert re.search(r"missed from 10\.0% \(95% CI 5\.0%–20\.0%\) of site=hospital-00 to 34\.9% "
-                     r"\(29\.9%–44\.9%\) of site=hospital-199, across 200 groups\.", sentence)
+    assert re.search(r"misses from 10\.0% \(95% CI 5\.0%–20\.0%\) of site hospital-00 to 34\.9% "
+                     r"\(29\.9%–44\.9%\) of site hospital-199, across 200 groups\.", sentence)
     assert len(sentence) < 300
 
 
 def test_multilabel_sentence_uses_the_underdiagnosis_rate():
     sentence = fairness_sentence(make_multilabel().plugins[0])
-    assert sentence.startswith("Among cases with at least one finding, the model called 'no finding' for 26.0%")
+    assert sentence.startswith("Among cases with at least one finding, the model calls 'no finding' for 26.0%")
 
 
 def test_a_fairness_plugin_without_its_key_metric_falls_back_to_its_findings():
@@ -108,6 +108,14 @@ def test_status_reason(fail_on, expected):
     assert status_reason(make_result(), fail_on) == expected
 
 
+def test_the_demo_like_verdict_leads_with_the_worst_decided_finding():
+    from .test_first_screen import demo_like
+
+    sentence = verdict_rows(for_display(demo_like()))[0].sentence
+    assert sentence.startswith("The model misses 56.0% (95% CI 34.9%–75.6%) of infants under 1")
+    assert "gender" not in sentence.split(".")[0]
+
+
 def test_status_reason_without_gates():
     assert status_reason(make_result(gates=()), ["FAIL"]).startswith("No gates were configured")
 
@@ -116,4 +124,5 @@ def test_verdict_comes_before_everything_else():
     html = render_html(make_result())
     body = html.split("<body")[1]
     assert body.index('id="verdict"') < body.index('id="contents"') < body.index('id="findings"')
-    assert "Set by the gates: fairness.fnr_gap&lt;=0.05 fails" in html
+    assert ("FAIL: the gate &#39;gap in missed cases (FNR) ≤ 5 points&#39; (fairness.fnr_gap&lt;=0.05) failed "
+            "for sex F. 3 other gates did not reach FAIL.") in html
