@@ -262,6 +262,15 @@ def load_checklist(name: str) -> Checklist:
     return _CACHE[key]
 
 
+def item_topic(checklist: str, item_id: str) -> str:
+    """The topic of one checklist item, or "" when the checklist or the item is unknown."""
+    try:
+        item = load_checklist(checklist).find(item_id)
+    except ChecklistError:
+        return ""
+    return item.topic if item is not None else ""
+
+
 def _parse_checklist(path: Path, cid: str) -> Checklist:
     where = f"Checklist file {path}"
     try:

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from audit.cli import app, main
@@ -21,13 +20,6 @@ runner = CliRunner()
 
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture
-def data(tmp_path, toy_frame):
-    path = tmp_path / "test.csv"
-    toy_frame.to_csv(path, index=False)
-    return path
 
 
 def base_args(data, out):

@@ -23,13 +23,6 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-@pytest.fixture
-def data(tmp_path, toy_frame):
-    path = tmp_path / "test.csv"
-    toy_frame.to_csv(path, index=False)
-    return path
-
-
 def _args(data, out, *extra):
     return ["run", "--data", data, "--label", "y", "--id", "patient_id", "--sensitive", "sex",
             "--sensitive", "race", "--threshold", "0.5", "--seed", "3", "--out", out, "--quiet",

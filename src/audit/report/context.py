@@ -18,9 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from audit.attestations import attestations_from_record
-from audit.checklists import load_checklist, ref
+from audit.checklists import item_topic, ref
 from audit.core.results import AuditResult, Finding, GateResult, Metric, PluginResult, Status
-from audit.errors import AuditError
 from audit.report.anchors import finding_anchor, plugin_anchor
 from audit.report.formatting import (
     check_text,
@@ -376,14 +375,6 @@ class PerformanceView:
     anchor: str = ""
 
 
-def _topic(cid: str, item_id: str) -> str:
-    try:
-        item = load_checklist(cid).find(item_id)
-    except AuditError:
-        return ""
-    return item.topic if item is not None else ""
-
-
 def _label_names(result: AuditResult) -> list[str]:
     for p in result.plugins:
         labels = p.settings.get("labels")
@@ -416,7 +407,7 @@ def model_facts(result: AuditResult, display: DisplayNames | None = None) -> lis
                                    a.by or "", a.date or "", note=note))
             continue
         cid, item_id = items[0]
-        topic = _topic(cid, item_id)
+        topic = item_topic(cid, item_id)
         hint = f"Answer {ref(cid, item_id)}" + (f" ({topic})" if topic else "") + " in the attestations."
         facts.append(ModelFact(what, False, NOT_STATED, hint=hint, note=note))
     return facts

@@ -176,20 +176,20 @@ def _gap_views(plugin: PluginResult, limit: int, names: DisplayNames):
             _gap_matrix("Secondary gaps (they restate the gaps above)", secondary))
 
 
+def _plugin_header(plugin: PluginResult) -> dict[str, str]:
+    """The fields both editions show at the head of a plugin's section."""
+    return dict(name=plugin.plugin, anchor=plugin_anchor(plugin.plugin), principle=plugin.principle,
+                version=plugin.version, status=str(plugin.status), symbol=status_symbol(plugin.status),
+                summary=plugin.summary, error=plugin.error or "")
+
+
 def plugin_view(plugin: PluginResult, limit: int, names: DisplayNames | None = None) -> PluginView:
     """Everything the technical edition shows of one plugin."""
     names = names or DisplayNames()
     tables = group_tables(plugin, limit, names)
     gaps, other, secondary = _gap_views(plugin, limit, names)
     return PluginView(
-        name=plugin.plugin,
-        anchor=plugin_anchor(plugin.plugin),
-        principle=plugin.principle,
-        version=plugin.version,
-        status=str(plugin.status),
-        symbol=status_symbol(plugin.status),
-        summary=plugin.summary,
-        error=plugin.error or "",
+        **_plugin_header(plugin),
         checklist=plugin.checklist,
         findings=tuple(context.finding_view(f, plugin.plugin) for f in plugin.findings),
         tables=tuple(
@@ -332,14 +332,7 @@ def board_plugin_view(plugin: PluginResult, limit: int, names: DisplayNames | No
             not_estimated=_not_estimated(t, limit),
         ))
     return BoardPluginView(
-        name=plugin.plugin,
-        anchor=plugin_anchor(plugin.plugin),
-        principle=plugin.principle,
-        version=plugin.version,
-        status=str(plugin.status),
-        symbol=status_symbol(plugin.status),
-        summary=plugin.summary,
-        error=plugin.error or "",
+        **_plugin_header(plugin),
         key_metric=display_name(key) if key else "",
         cards=tuple(decided[:BOARD_CARDS]),
         lines=tuple(decided[BOARD_CARDS:BOARD_CARDS + BOARD_LINES]),

@@ -21,9 +21,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from audit.attestations import Attestation, attestations_from_record
-from audit.checklists import load_checklist, ref
+from audit.checklists import item_topic, ref
 from audit.core.results import AuditResult, PluginResult, Status
-from audit.errors import AuditError
 from audit.report import context
 from audit.report.checklist_view import checklist_views
 from audit.report.formatting import display_name, metric_text, min_cell, suppressed_why
@@ -63,14 +62,6 @@ def _code(text: str) -> str:
     return f"`{text}`"
 
 
-def _topic(cid: str, item_id: str) -> str:
-    try:
-        item = load_checklist(cid).find(item_id)
-    except AuditError:
-        return ""
-    return item.topic if item is not None else ""
-
-
 def _answers(result: AuditResult, items) -> list[tuple[str, str, Attestation]]:
     record = attestations_from_record(result.attestations)
     out = []
@@ -95,7 +86,7 @@ def _answer_lines(answers: list[tuple[str, str, Attestation]]) -> list[str]:
 
 
 def _missing(items) -> str:
-    named = " or ".join(f"{ref(cid, i)} ({_topic(cid, i)})" for cid, i in items)
+    named = " or ".join(f"{ref(cid, i)} ({item_topic(cid, i)})" for cid, i in items)
     return f"Not stated: add an attestation for {md_escape(named)}."
 
 
