@@ -57,7 +57,7 @@ BROKEN_WORDS = """() => {
   let checked = 0;
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     const parent = node.parentElement;
-    if (parent.closest('.long-name, .mono, code, .link-text, table.kv, .ci, summary')) continue;
+    if (parent.closest('.long-name, .mono, code, .link-text, dl.kv, .ci, summary')) continue;
     for (const m of node.data.matchAll(/[A-Za-z_=]{3,}/g)) {
       const range = document.createRange();
       range.setStart(node, m.index);

@@ -34,6 +34,7 @@ from audit.plugins.disaggregation import (
     analyse_grouping,
 )
 from audit.privacy import Count, secondary_suppression
+from audit.report.names import DisplayNames
 from audit.stats import adjust_pvalues, choose_threshold, min_detectable_gap, parse_operating_point
 
 CHECKLIST = (
@@ -293,7 +294,8 @@ class FairnessPlugin(AuditPlugin):
             "no_finding": analyses[-1].get("no_finding_rule") if len(labels) > 1 else None,
             "flagged_definition": "predicted positives ÷ n at the operating point (score >= threshold)",
             "operating_point_check": OPERATING_POINT_RULE,
-            "curves": {"fnr_by_threshold": CURVE_RULE, "thresholds": list(CURVE_THRESHOLDS)},
+            "curves": {"fnr_by_threshold": CURVE_RULE, "thresholds": list(CURVE_THRESHOLDS),
+                       "thresholds_note": "each curve also has a point at its operating point"},
         }
         return PluginResult(
             plugin=self.name, principle=self.principle, version=self.version, status=status,
@@ -438,6 +440,7 @@ class FairnessPlugin(AuditPlugin):
         key = "underdiagnosis_rate" if analysis["names"] else "fnr"
         label = analysis["label"]
         outcome = analysis["outcome"]
+        names = _names(ctx)
         mine = [m for m in metrics if m.label == label and m.group is not None and tuple(m.group) == cols]
         rates = [m for m in mine if m.id == key]
         # Both comparisons decide: the best group is often unpublishable (few missed cases is
@@ -445,15 +448,12 @@ class FairnessPlugin(AuditPlugin):
         gaps = [m for m in mine if m.id in (f"{key}_gap", f"{key}_gap_overall")]
         shown = [m for m in rates if not m.suppressed and m.value is not None]
         hidden = sum(m.suppressed for m in rates)
-        what = "cases with at least one finding" if analysis["names"] else f"patients with {outcome}=1"
+        what = "cases with at least one finding" if analysis["names"] else names.patients(outcome)
         verb = "called 'no finding' for" if analysis["names"] else "missed"
-        parts = [f"{m.group_label}: {_pct(m.value)}" + (
+        parts = [f"{names.group(m.group)}: {_pct(m.value)}" + (
             f" (95% CI {_pct(m.ci[0])}–{_pct(m.ci[1])})" if m.ci else " (no interval)") for m in shown]
-        message = (f"Among {what}, the model {verb} " + "; ".join(parts) + "." if parts
-                   else f"Among {what}, no group's rate can be shown.")
-        if hidden:
-            message += (f" {hidden} group(s) are suppressed (fewer than {ctx.min_cell} {unit} in a cell, "
-                        "or they would give such a cell back).")
+        rates_text = (f"Among {what}, the model {verb} " + "; ".join(parts) + "." if parts
+                      else f"Among {what}, no group's rate can be shown.")
         deciding = [g for g in gaps if g.value is not None and g.ci is not None and not g.suppressed
                     and "under_powered" not in g.flags]
         statuses = []
@@ -469,26 +469,31 @@ class FairnessPlugin(AuditPlugin):
         status = worst_status(statuses) if statuses else Status.INCONCLUSIVE
         tol = _pts(p.tolerance)
         exceeding = [g for g, st in zip(gaps, statuses, strict=True) if st == Status.WARN]
+        # The decisive sentence comes first: summary.md and the finding cards cut long
+        # messages at a sentence, and the reader needs the verdict before the numbers.
         if exceeding:
             worst = max(exceeding, key=lambda g: g.ci_simultaneous[0] if g.ci_simultaneous else g.ci[0])
-            message += (f" Gap: {_gap_sentence(worst)} Even allowing for every comparison made, "
-                        f"this gap exceeds {tol} points with 95% confidence.")
-        elif deciding:
-            worst = max(deciding, key=lambda g: g.value)
-            message += f" Largest gap among the groups that can be judged: {_gap_sentence(worst)}"
+            lead = (f"Gap above {tol} points even allowing for every comparison made: "
+                    f"{_gap_sentence(worst, names)}")
+        elif status == Status.PASS:
+            lead = f"Every gap, to the best group and to the whole population, is below {tol} points with 95% confidence."
+        else:
+            lead = f"The data cannot show that every gap is below {tol} points."
+            if deciding:
+                worst = max(deciding, key=lambda g: g.value)
+                lead += f" Largest gap among the groups that can be judged: {_gap_sentence(worst, names)}"
+        message = f"{lead} {rates_text}"
+        if hidden:
+            message += (f" {hidden} group(s) are suppressed (fewer than {ctx.min_cell} {unit} in a cell, "
+                        "or they would give such a cell back).")
         not_judged = len({tuple(g.group.items()) for g in gaps} - {tuple(g.group.items()) for g in deciding})
         if not_judged:
             message += (f" {not_judged} group(s) cannot be judged (fewer than {p.min_group_n} {unit} or "
                         f"{p.min_positives} positive {unit}, suppressed, or undefined); they decide nothing.")
-        if status == Status.PASS:
-            message += (f" Every gap, to the best group and to the whole population, is below {tol} points "
-                        "with 95% confidence.")
-        elif status == Status.INCONCLUSIVE:
-            message += f" The data cannot show that every gap is below {tol} points."
         label_part = f"{label}: " if label else ""
         return Finding(
             id=f"{key}_by_{'_x_'.join(cols)}" + (f"_{label}" if label else ""),
-            title=f"{label_part}{'Underdiagnosis' if analysis['names'] else 'Missed cases (FNR)'} by {' × '.join(cols)}",
+            title=f"{label_part}{'Underdiagnosis' if analysis['names'] else 'Missed cases (FNR)'} by {names.grouping(cols)}",
             status=status, message=message, metric=f"{key}_gap", threshold=p.tolerance,
             checklist=self.checklist,
         )
@@ -534,7 +539,7 @@ def _operating_point_finding(metrics, analysis, p: FairnessParams, ctx, unit, ch
     decided = None not in (sensitivity, specificity, ratio)
     status = Status.WARN if reasons else (Status.PASS if decided else Status.INCONCLUSIVE)
 
-    phrase = ctx.config.report.display_names.get("labels", {}).get(outcome) or f"{outcome}=1"
+    patients = _names(ctx).patients(outcome)
     ci_text = f"{100 * p.level:g}% CI"
 
     def ci(m: Metric, before: str = "") -> str:
@@ -543,9 +548,9 @@ def _operating_point_finding(metrics, analysis, p: FairnessParams, ctx, unit, ch
 
     parts = []
     if fnr:
-        parts.append(f"misses {_pct(fnr.value)} of the patients with the condition{ci(fnr, phrase)}")
+        parts.append(f"misses {_pct(fnr.value)} of the {patients}{ci(fnr)}")
     elif sens:
-        parts.append(f"catches {_pct(sens.value)} of the patients with the condition{ci(sens, phrase)}")
+        parts.append(f"catches {_pct(sens.value)} of the {patients}{ci(sens)}")
     if spec:
         parts.append(f"clears {_pct(spec.value)} of those without it{ci(spec)}")
     if flagged:
@@ -570,7 +575,9 @@ def _operating_point_finding(metrics, analysis, p: FairnessParams, ctx, unit, ch
     return Finding(
         id="operating_point" + (f"_{label}" if label else ""),
         title=(f"{label}: " if label else "") + "Operating point",
-        status=status, message=message, metric="sensitivity", threshold=OP_MIN_RATE, checklist=checklist,
+        # No single threshold: three criteria decide (sensitivity, specificity, flagged share),
+        # and the message names them.
+        status=status, message=message, metric="sensitivity", checklist=checklist,
     )
 
 
@@ -593,11 +600,15 @@ def _fnr_curves(metrics, analyses, coded, groupings, clusters, min_cell, keep_sm
     """
     shown = {(m.id, tuple(sorted(m.group.items())), m.label) for m in metrics
              if m.group is not None and m.reference is None and not m.suppressed and m.value is not None}
-    grid = np.asarray(CURVE_THRESHOLDS)
     curves = []
     for analysis in analyses:
         if analysis["names"] or analysis["score"] is None:
             continue
+        # The operating point is a point of every curve: a value read between grid points
+        # (0.05 and 0.10, say) would misstate the miss rate at the threshold actually used.
+        op = analysis["threshold"]
+        grid = np.unique(np.append(CURVE_THRESHOLDS, [] if op is None else [op]))
+        thresholds = tuple(float(t) for t in grid)
         label, y, score = analysis["label"], analysis["y"], analysis["score"]
         for cols in groupings:
             codes, keys = coded[cols]
@@ -624,7 +635,7 @@ def _fnr_curves(metrics, analyses, coded, groupings, clusters, min_cell, keep_sm
                 for i in range(len(grid)):
                     small = _small(int(missed_p[i]), min_cell) or _small(int(caught_p[i]), min_cell)
                     values.append(None if small and not keep_small_numerators else float(missed[i] / len(s)))
-                curves.append(Curve(id="fnr_by_threshold", group=group, label=label, thresholds=CURVE_THRESHOLDS,
+                curves.append(Curve(id="fnr_by_threshold", group=group, label=label, thresholds=thresholds,
                                     values=tuple(values), operating_point=analysis["threshold"]))
     return curves
 
@@ -645,18 +656,19 @@ def _small(count: int, min_cell: int) -> bool:
     return 0 < count < min_cell
 
 
-def _gap_sentence(g: Metric) -> str:
+def _gap_sentence(g: Metric, names: DisplayNames) -> str:
     ci = f" (95% CI {_pts(g.ci[0])} to {_pts(g.ci[1])})" if g.ci else ""
     if g.reference == "overall":
         ref = " against the whole population"
     else:
-        ref = f" against {_label_of(g.reference_group)}" if g.reference_group and g.reference_group != g.group else ""
+        ref = f" against {names.group(g.reference_group)}" if g.reference_group and g.reference_group != g.group else ""
     adj = f", adjusted {_p_text(g.p_adjusted)}" if g.p_adjusted is not None else ""
-    return f"{_pts(g.value)} percentage points{ci} for {g.group_label}{ref}{adj}."
+    return f"{_pts(g.value)} percentage points{ci} for {names.group(g.group)}{ref}{adj}."
 
 
-def _label_of(group: dict[str, str]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in group.items())
+def _names(ctx) -> DisplayNames:
+    """The report's display names, so that findings read as the report does ("age band <1")."""
+    return DisplayNames.from_config(ctx.config.to_dict())
 
 
 def _p_text(p: float) -> str:

@@ -84,31 +84,18 @@ _OVER_POSITIVES = frozenset({"fnr", "sensitivity", "tpr", "underdiagnosis_rate"}
 _OVER_NEGATIVES = frozenset({"fpr", "specificity", "tnr", "overdiagnosis_rate"})
 
 
-def suppressed_why(
-    metric_id: str, limit: int, *, small_group: bool = False, denominator: int | None = None
-) -> str:
-    """Which small count hides a suppressed cell, in words: "fewer than 10 patients" (the
-    group), "fewer than 10 with the condition" (a rate over the positives), "fewer than 10
-    without the condition", or "would reveal a count below 10" (a count in its numerator, or
-    secondary suppression).
+def suppressed_why(limit: int) -> str:
+    """Why a cell is hidden, in words: the same text for every hidden cell,
+    "rests on, or would reveal, a count below 10".
 
-    ``small_group``: the group itself has fewer than ``limit`` patients; ``denominator``: the
-    rate's denominator, when the result still carries it (a rate over at least ``limit`` is
-    hidden for another count).
+    Deliberately one text. Naming the small count ("fewer than 10 with the condition") tells
+    primary suppression apart from complementary suppression, and that is itself a
+    disclosure: if the total of missed cases is 11, one group's count is hidden as small and
+    the other's is marked as hidden only to protect it, the reader learns the second count is
+    at least 10 and so the first is exactly 1. Statistical offices use one symbol for both for
+    this reason.
     """
-    if small_group:
-        return f"fewer than {limit} patients"
-    base = base_id(metric_id)
-    if base in ("n", "patients"):
-        return f"fewer than {limit} patients"
-    big = denominator is not None and denominator >= limit
-    if base in _OVER_POSITIVES and not big:
-        return f"fewer than {limit} with the condition"
-    if base in _OVER_NEGATIVES and not big:
-        return f"fewer than {limit} without the condition"
-    if base in ("positives", "negatives", "prevalence", "min_detectable_gap"):
-        return f"fewer than {limit} with, or without, the condition"
-    return f"would reveal a count below {limit}"
+    return f"rests on, or would reveal, a count below {limit}"
 
 
 def base_id(metric_id: str) -> str:

@@ -19,7 +19,7 @@ import re
 
 from audit.core.results import AuditResult, GateResult, PluginResult, Status
 from audit.report import context
-from audit.report.formatting import check_text, display_name, fmt_number, min_cell
+from audit.report.formatting import check_text, display_name, fmt_number, min_cell, suppressed_why
 from audit.report.names import DisplayNames
 from audit.report.suppression import for_display
 from audit.report.text import clean, for_plain_text, shorten
@@ -101,10 +101,10 @@ def _code(text: str) -> str:
 _HOLDS = {"<=": lambda x, t: x <= t, ">=": lambda x, t: x >= t, "<": lambda x, t: x < t, ">": lambda x, t: x > t}
 
 
-def _undecided_why(check, gate: GateResult, flags: dict) -> str:
+def _undecided_why(check, gate: GateResult, flags: dict, limit: int) -> str:
     """Why a gate check is INCONCLUSIVE, in a few words (the rules of core.gates.check_value)."""
     if check.suppressed:
-        return "suppressed"
+        return f"suppressed: it {suppressed_why(limit)}"
     if check.value is None:
         return "undefined"
     key = (tuple(sorted((check.group or {}).items())), check.label, check.reference)
@@ -143,13 +143,14 @@ def _gate_detail(g: GateResult, plugins: dict[str, PluginResult], names: Display
     for c in bad[:MAX_CHECK_ROWS]:
         status = _status(str(c.status))
         if c.status == Status.INCONCLUSIVE:
-            status += f": {_undecided_why(c, g, flags)}"
+            status += f": {_undecided_why(c, g, flags, limit)}"
         row = [md_escape(names.group(c.group))]
         if labelled:
             row.append(md_escape(shorten(c.label or "—")))
         if compared:
             row.append(md_escape(_REFERENCE.get(c.reference or "", c.reference or "—")))
-        row += [md_escape(check_text(metric_id, c.value, c.ci, c.suppressed, limit)), md_escape(threshold), status]
+        value = "suppressed" if c.suppressed else check_text(metric_id, c.value, c.ci, c.suppressed, limit)
+        row += [md_escape(value), md_escape(threshold), status]
         rows.append(row)
     lines += ["", *_table(headers, rows)]
     if len(bad) > MAX_CHECK_ROWS:
@@ -185,10 +186,10 @@ def _plugin_lines(plugin: PluginResult, limit: int, names: DisplayNames) -> list
         if table.key_metric is None or table.key_metric != key or not table.grouping:
             continue
         name = display_name(table.key_metric)
-        lines += ["", f"**{md_escape(name)} by {md_escape(table.title)}**", ""]
+        lines += ["", f"**{md_escape(name)} by {md_escape(names.grouping(table.grouping))}**", ""]
         rows = [
             [
-                f"**{md_escape(r.label)}**" if r.overall else md_escape(r.label),
+                f"**{md_escape(r.name or r.label)}**" if r.overall else md_escape(r.name or r.label),
                 md_escape(cell_text(r.cells[0])),
                 md_escape(cell_text(r.cells[table.key_index])),
                 md_escape("; ".join(r.flags)) or "",
@@ -197,6 +198,15 @@ def _plugin_lines(plugin: PluginResult, limit: int, names: DisplayNames) -> list
         ]
         lines += _table(["Group", "n", f"{md_escape(name)} (CI)", "Flags"], rows)
     return lines
+
+
+def _full_report(result: AuditResult) -> str:
+    """Where the full numbers are: the technical report when this run writes it."""
+    formats = (result.config.get("report") or {}).get("formats") or ()
+    for fmt, name in (("technical", "technical-report.html"), ("html", "report.html"), ("json", "results.json")):
+        if fmt in formats:
+            return f" _Full report: {name}._"
+    return ""
 
 
 def render_markdown(result: AuditResult) -> str:
@@ -250,6 +260,6 @@ def render_markdown(result: AuditResult) -> str:
         lines += [fit_line(f"- {md_escape(source)}: ", text) for source, text in warnings]
     lines += [
         "",
-        f"_Values based on a count below {limit} are suppressed. Full report: technical-report.html._",
+        f"_Values based on a count below {limit} are suppressed._" + _full_report(result),
     ]
     return "\n".join(lines) + "\n"

@@ -9,8 +9,9 @@ every human-readable report; links given in attestations are written as code, so
 viewer turns them into something to click. Text from the data is cleaned of control and bidi
 characters and names are shortened, as in summary.md (:mod:`audit.report.text`).
 
-A suppressed cell says which small count hides it ("fewer than 10 patients", "fewer than 10
-with the condition"), and the limitations count hidden cells, not groups: every group is
+A suppressed cell says it rests on, or would reveal, a count below 10: the same words for every
+hidden cell, since naming which count would tell complementary suppression apart (see
+:func:`audit.report.formatting.suppressed_why`). The limitations count hidden cells, not groups: every group is
 assessed, only some of its values are withheld. The random seed is stated once, in the
 provenance.
 """
@@ -180,10 +181,9 @@ def _overall_table(plugin: PluginResult, limit: int) -> list[str]:
 
 
 def _value_text(metric, limit: int) -> str:
-    """``metric_text``, with a suppressed value saying which small count hides it."""
+    """``metric_text``, with a suppressed value saying why it is hidden."""
     if metric.suppressed:
-        small = metric.n is not None and metric.n < limit
-        return f"suppressed ({suppressed_why(metric.id, limit, small_group=small, denominator=metric.denominator)})"
+        return f"suppressed ({suppressed_why(limit)})"
     return metric_text(metric, limit)
 
 
@@ -213,43 +213,25 @@ def _plural(n: int, word: str) -> str:
 
 
 def _hidden_cells(plugin: PluginResult, limit: int, names: DisplayNames) -> str:
-    """How many cells of the plugin's group tables are hidden, and which small count hides
-    them: "12 of 96 cells ... are hidden because they hold fewer than 10 patients (1 group)
-    or fewer than 10 with the condition (3 groups), or would reveal such a count; every
-    group was assessed." Empty when nothing is hidden."""
+    """How many cells of the plugin's group tables are hidden: "12 of 96 cells ... are hidden
+    because they rest on, or would reveal, a count below 10; every group was assessed." Empty
+    when nothing is hidden. Which count hides which cell is not said (see
+    :func:`~audit.report.formatting.suppressed_why`)."""
     total = hidden = 0
-    small: set[tuple] = set()
-    condition: set[tuple] = set()
     for table in group_tables(plugin, limit, names):
         for r in table.rows:
             if r.overall:
                 continue
-            key = (table.label, r.label)
             for cell in r.cells:
                 if cell.state == "missing":
                     continue
                 total += 1
-                if cell.state != "suppressed":
-                    continue
-                hidden += 1
-                why = getattr(cell, "why", "")
-                if why.endswith(" patients"):
-                    small.add(key)
-                elif "the condition" in why:
-                    condition.add(key)
+                hidden += cell.state == "suppressed"
     if not hidden:
         return ""
-    condition -= small
-    reasons = []
-    if small:
-        reasons.append(f"fewer than {limit} patients ({_plural(len(small), 'group')})")
-    if condition:
-        reasons.append(f"fewer than {limit} with, or without, the condition ({_plural(len(condition), 'group')})")
-    because = (" or ".join(reasons) + ", or would reveal such a count") if reasons else \
-        f"a count below {limit}, or would reveal one"
     return (f"{hidden} of {total} cells of the {md_escape(plugin.plugin)} tables by group are hidden because "
-            f"they hold {because}; every group was assessed, and a hidden cell says nothing either way "
-            "about how that group is treated.")
+            f"they rest on, or would reveal, a count below {limit}; every group was assessed, and a hidden "
+            "cell says nothing either way about how that group is treated.")
 
 
 def _limitations(result: AuditResult, limit: int, names: DisplayNames) -> list[str]:

@@ -59,7 +59,7 @@ class Cell:
     text: str
     state: str = "ok"  # ok | undefined | suppressed | missing
     interval: str = ""
-    # A suppressed cell: which small count hides it ("fewer than 10 with the condition").
+    # A suppressed cell: why it is hidden (one text for every hidden cell, suppressed_why).
     why: str = ""
 
     @property
@@ -155,17 +155,8 @@ def _ordered_ids(metrics: list[Metric]) -> list[str]:
     return known + [c for c in seen if c not in COLUMN_ORDER]
 
 
-def _small_group(row_metrics: dict[str, Metric], limit: int) -> bool:
-    """The row's group has fewer than ``limit`` patients (its own n is hidden, or says so)."""
-    own = row_metrics.get("patients") or row_metrics.get("n")
-    if own is not None:
-        return own.suppressed or (own.value is not None and own.value < limit)
-    return any(m.n is not None and m.n < limit for m in row_metrics.values())
-
-
-def _hidden(metric_id: str, limit: int, small: bool, denominator: int | None = None) -> Cell:
-    return Cell(suppressed_text(limit), "suppressed",
-                why=suppressed_why(metric_id, limit, small_group=small, denominator=denominator))
+def _hidden(limit: int) -> Cell:
+    return Cell(suppressed_text(limit), "suppressed", why=suppressed_why(limit))
 
 
 def _count_cell(row_metrics: dict[str, Metric], metric_id: str, row_suppressed: bool, limit: int) -> Cell:
@@ -175,11 +166,10 @@ def _count_cell(row_metrics: dict[str, Metric], metric_id: str, row_suppressed: 
     from other metrics (``Metric.n``, the denominator of FNR) is hidden as soon as any cell of
     the row is suppressed, since it would reveal the size of that cell.
     """
-    small = _small_group(row_metrics, limit)
     own = row_metrics.get(metric_id)
     if own is not None:
         if own.suppressed:
-            return _hidden(metric_id, limit, small)
+            return _hidden(limit)
         if own.value is None:
             return Cell(DASH, "missing")
         return Cell(f"{own.value:,.0f}")
@@ -197,17 +187,15 @@ def _count_cell(row_metrics: dict[str, Metric], metric_id: str, row_suppressed: 
     if value is None:
         return Cell(DASH, "missing")
     if row_suppressed:
-        return _hidden(metric_id, limit, small)
+        return _hidden(limit)
     return Cell(f"{value:,}")
 
 
-def _metric_cell(metric: Metric | None, limit: int, small: bool | None = None) -> Cell:
+def _metric_cell(metric: Metric | None, limit: int) -> Cell:
     if metric is None:
         return Cell(DASH, "missing")
     if metric.suppressed:
-        if small is None:
-            small = metric.n is not None and metric.n < limit
-        return _hidden(metric.id, limit, small, metric.denominator)
+        return _hidden(limit)
     state = "undefined" if metric.value is None else "ok"
     text, interval = metric_parts(metric, limit)
     return Cell(text, state, interval)
@@ -272,11 +260,10 @@ def _table(
     rows = []
     for k, row_metrics in by_group.items():
         suppressed = any(m.suppressed for m in row_metrics.values())
-        small = _small_group(row_metrics, limit)
         cells = [_count_cell(row_metrics, "n", suppressed, limit)]
         if has_positives:
             cells.append(_count_cell(row_metrics, "positives", suppressed, limit))
-        cells += [_metric_cell(row_metrics.get(i), limit, small) for i in value_ids]
+        cells += [_metric_cell(row_metrics.get(i), limit) for i in value_ids]
         flags = tuple(dict.fromkeys(f for m in row_metrics.values() for f in flag_texts(m)))
         rows.append(Row(labels[k], tuple(cells), flags, overall=not k, suppressed=suppressed, name=words[k]))
 
@@ -306,7 +293,7 @@ def _table(
     ci = f"{level * 100:g}% confidence interval" if level else "confidence interval"
     caption = (
         f"Results by {grouping_words}{label_words}: one row per group, all patients first; "
-        f"each value with its {ci} below it. A hidden cell says which small count hides it."
+        f"each value with its {ci} below it. A hidden cell rests on, or would reveal, a count below the small-cell limit."
         if grouping else f"Results for all patients{label_words}, each value with its {ci} below it."
     )
     return GroupTable(

@@ -107,8 +107,8 @@ def test_a_useless_operating_point_warns_with_its_numbers(tmp_path):
     assert only(r, "prevalence").value == pytest.approx(1230 / 5000, abs=1e-15)
     lo, hi = proportion_confint(1127, 1230, alpha=0.05, method="beta")
     assert f.message.startswith(
-        f"At the operating point (threshold 0.50) the model misses 91.6% of the patients with the "
-        f"condition (y=1; 95% CI {100 * lo:.1f}%–{100 * hi:.1f}%)")
+        f"At the operating point (threshold 0.50) the model misses 91.6% of the patients with y "
+        f"(95% CI {100 * lo:.1f}%–{100 * hi:.1f}%)")
     flo, fhi = proportion_confint(200, 5000, alpha=0.05, method="beta")
     assert f"flags 4.0% of all patients (95% CI {100 * flo:.1f}%–{100 * fhi:.1f}%)" in f.message
     assert "while 24.6% have the condition" in f.message
@@ -177,7 +177,8 @@ def test_operating_point_per_label_uses_display_names(tmp_path, toy_frame):
     ops = [f for f in r.plugin("fairness").findings if f.id.startswith("operating_point")]
     assert [f.id for f in ops] == ["operating_point_y", "operating_point_b"]
     assert [f.title for f in ops] == ["y: Operating point", "b: Operating point"]
-    assert "(tested positive for covid; 95% CI" in ops[0].message and "(b=1; 95% CI" in ops[1].message
+    assert "of the patients who tested positive for covid (95% CI" in ops[0].message
+    assert "of the patients with b (95% CI" in ops[1].message and "=1" not in ops[1].message
     fnr_b = only(r, "fnr", label="b").value
     mask = frame.b == 1
     assert fnr_b == pytest.approx(float((frame.pb[mask] < 0.5).mean()), abs=1e-15)
@@ -226,6 +227,19 @@ def test_fnr_curves_against_numpy(tmp_path, toy_frame):
         # At the operating point the curve is the published FNR.
         assert c.values[10] == pytest.approx(only(r, "fnr", c.group).value, abs=1e-15)
     assert any(v is None for c in curves for v in c.values)  # the small counts at the ends
+
+
+def test_fnr_curves_pass_through_an_operating_point_between_grid_points(tmp_path, toy_frame):
+    # 0.4321 lies between the grid's 0.40 and 0.45: read off a straight line between them, the
+    # miss rate at the threshold in use would be wrong; the curve has the point itself.
+    r = audit(toy_frame, tmp_path / "d.csv", fairness={"threshold": 0.4321}, report={"min_cell": 1})
+    for c in r.plugin("fairness").curves:
+        assert c.operating_point == 0.4321 and 0.4321 in c.thresholds
+        assert c.thresholds == tuple(sorted((*CURVE_THRESHOLDS, 0.4321)))
+        at = c.values[c.thresholds.index(0.4321)]
+        s = toy_frame.p[(toy_frame.sex == c.group["sex"]) & (toy_frame.y == 1)].to_numpy()
+        assert at == pytest.approx(float((s < 0.4321).mean()), abs=1e-15)
+        assert at == pytest.approx(only(r, "fnr", c.group).value, abs=1e-15)
 
 
 def test_fnr_curves_keep_small_numerators_and_patients(tmp_path, toy_frame):

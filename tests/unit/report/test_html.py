@@ -349,10 +349,10 @@ def test_fifteen_score_columns_are_named_once_and_in_short():
 def test_group_names_never_break_inside_a_word(html):
     css = html.split("<style>")[1].split("</style>")[0]
     assert not re.search(r"word-break:\s*break-all", css)
-    # overflow-wrap: anywhere only on long tokens (long names, links, key-value records)
+    # overflow-wrap: anywhere only on long tokens (long names, links, settings and provenance)
     bare = re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL)
     selectors = re.findall(r"([^{}]*)\{[^{}]*overflow-wrap:\s*anywhere", bare)
-    assert selectors and all(any(s in sel for s in (".long-name", ".link-text", "table.kv")) for sel in selectors)
+    assert selectors and all(any(s in sel for s in (".long-name", ".link-text", "dl.kv", ".kv-inline")) for sel in selectors)
     # an intersection: each part on one line, a break only between parts
     many = render_html(make_many_groups(3))
     assert re.search(r'<span class="gps"><span class="gp">[^<]+,</span> <span class="gp">', many)

@@ -80,7 +80,7 @@ def test_metrics_with_intervals_and_suppression(card):
     assert "| FNR | 20.0% (14.0%–28.0%) |" in metrics
     assert "| AUROC | 0.861 (0.811–0.901) |" in metrics
     assert "| sex=F | 180 | 25.0% (15.8%–37.1%) | 0.842 (0.792–0.882) | — |" in metrics
-    hidden = "suppressed (fewer than 10 patients)"
+    hidden = "suppressed (rests on, or would reveal, a count below 10)"
     assert f"| sex=X | {hidden} | {hidden} | {hidden} | — |" in metrics
     for hidden in ("12.3%", "0.123", "65.4%", "0.654", "0.027", "| 7 |"):
         assert hidden not in card
@@ -92,8 +92,8 @@ def test_fairness_findings_and_limitations(card):
     limits = _section(card, "Limitations")
     assert ("- Under-powered groups (fewer than 30 patients or 10 with the condition), whose numbers are "
             "unreliable: sex M.") in limits
-    assert ("- 6 of 30 cells of the fairness tables by group are hidden because they hold fewer than 10 patients "
-            "(1 group), or would reveal such a count; every group was assessed") in limits
+    assert ("- 6 of 30 cells of the fairness tables by group are hidden because they rest on, or would reveal, a count below 10; "
+            "every group was assessed") in limits
     assert "- Not assessed by this audit: Universality, Traceability, Usability, Robustness, Explainability." in limits
     assert re.search(r"- Checklist coverage: CLAIM 2024: \d+ of 44 items measured, \d+ attested, "
                      r"\d+ partly measured, \d+ not applicable, \d+ open\.", limits)
@@ -131,18 +131,17 @@ def _card_with_groups() -> str:
     return render_model_card(make_result(plugins=(make_fairness(metrics=metrics),)))
 
 
-def test_a_suppressed_cell_says_which_count_is_small():
+def test_a_suppressed_cell_says_why_without_naming_the_count():
     metrics = _section(_card_with_groups(), "Metrics")
-    assert "| sex=W | 434 | suppressed (fewer than 10 with the condition) | — |" in metrics
-    assert "| sex=X | suppressed (fewer than 10 patients) | suppressed (fewer than 10 patients) | — |" in metrics
+    assert "| sex=W | 434 | suppressed (rests on, or would reveal, a count below 10) | — |" in metrics
+    assert "| sex=X | suppressed (rests on, or would reveal, a count below 10) | suppressed (rests on, or would reveal, a count below 10) | — |" in metrics
     assert "(&lt; 10)" not in metrics
 
 
 def test_limitations_count_hidden_cells_and_say_every_group_was_assessed():
     limits = _section(_card_with_groups(), "Limitations")
-    assert ("- 5 of 9 cells of the fairness tables by group are hidden because they hold fewer than 10 patients "
-            "(1 group) or fewer than 10 with, or without, the condition (1 group), or would reveal such a "
-            "count; every group was assessed") in limits
+    assert ("- 5 of 9 cells of the fairness tables by group are hidden because they rest on, or would reveal, a count below 10; "
+            "every group was assessed") in limits
     assert "not assessed, which" not in limits and "too small to report" not in limits
 
 

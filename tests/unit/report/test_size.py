@@ -63,5 +63,5 @@ def test_demo_report_under_two_megabytes(example_dir, tmp_path):
     html = render_html(run_audit(cfg, cwd=tmp_path))
     elapsed = time.perf_counter() - start
     assert len(html.encode()) < 2_000_000
-    assert "Among patients with covid=1, the model missed" in html
+    assert "Among patients with covid, the model missed" in html
     assert elapsed < 10
