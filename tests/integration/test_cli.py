@@ -188,7 +188,7 @@ def test_small_cells_suppressed_in_every_output(tmp_path, toy_frame):
     assert all("tiny" not in (out / f).read_text() for f in ("results.json", "report.html", "summary.md",
                                                               "junit.xml"))
     md = (out / "summary.md").read_text()
-    tiny_rows = [line for line in md.splitlines() if "race=(small group 1)" in line]
+    tiny_rows = [line for line in md.splitlines() if "race (small group 1)" in line]
     assert tiny_rows and all("suppressed" in line for line in tiny_rows)
     assert all("| 6 |" not in line for line in tiny_rows)
 

@@ -9,33 +9,38 @@ best group and to the overall population, and multiplicity-corrected tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from audit import __version__
 from audit.core.progress import track
-from audit.core.results import SMALL_GROUP, Curve, Finding, Metric, PluginResult, Status, worst_status
+from audit.core.results import Curve, Finding, Metric, PluginResult, Status, worst_status
 from audit.errors import ConfigError
 from audit.plugins.base import AuditPlugin
 from audit.plugins.disaggregation import (
-    DENOMINATOR,
     GAP_BEST_METHOD,
     GAP_METRICS,
     GAP_OVERALL_METHOD,
-    NUMERATOR,
     RATE_METRICS,
     SCORE_GAP_METHOD,
     SCORE_METRICS,
-    Estimate,
     GroupingStats,
     GroupStats,
     analyse_grouping,
 )
-from audit.privacy import Count, secondary_suppression
+from audit.plugins.records import (
+    adjust_gaps,
+    group_codes,
+    grouping_records,
+    patient_clusters,
+    powered,
+    reference_rule,
+    small_cell,
+)
+from audit.privacy import secondary_suppression
 from audit.report.names import DisplayNames
-from audit.stats import adjust_pvalues, choose_threshold, min_detectable_gap, parse_operating_point
+from audit.stats import choose_threshold, parse_operating_point
 
 CHECKLIST = (
     "FUTURE-AI:Fairness 3", "CLAIM-2024:38", "CLAIM-2024:39", "CLAIM-2024:29",
@@ -210,7 +215,7 @@ class FairnessPlugin(AuditPlugin):
         y = frame[labels].to_numpy(np.int8)
         preds = (scores >= np.asarray(thresholds)[None, :]).astype(np.int8)
 
-        clusters, cluster_note = _clusters(frame, ctx.id_column)
+        clusters, cluster_note = patient_clusters(frame, ctx.id_column)
         groupings = [(c,) for c in ctx.sensitive] + [tuple(c) for c in p.intersections]
         unit = "patients" if clusters is not None else "cases"
         rate_method = ("Clopper-Pearson exact interval" + (
@@ -220,7 +225,7 @@ class FairnessPlugin(AuditPlugin):
 
         analyses = self._analyses(labels, y, preds, scores, thresholds)
         order = {b.name: list(b.labels) for b in ctx.config.data.bins}
-        coded = {cols: _group_codes(frame, cols, order) for cols in groupings}
+        coded = {cols: group_codes(frame, cols, order) for cols in groupings}
         family = _family_sizes(analyses, [len(coded[c][1]) for c in groupings])
         metrics: list[Metric] = []
         protected: list = []
@@ -247,7 +252,7 @@ class FairnessPlugin(AuditPlugin):
                     protected.extend(prot)
                     advance(1)
         metrics = secondary_suppression(metrics, protected)
-        metrics = _adjust(metrics, p.correction)
+        metrics = adjust_gaps(metrics, p.correction)
         gap_findings = [self._finding(metrics, analysis, cols, p, ctx, unit)
                         for analysis in analyses for cols in groupings]
         # The operating point first: a model that misses most cases makes its gaps secondary.
@@ -356,78 +361,17 @@ class FairnessPlugin(AuditPlugin):
 
     def _metrics(self, stats: GroupingStats, analysis, min_cell, p, *, overall, keep_small_numerators,
                  clustered):
-        """Metric records of one grouping, and the counts that suppression must protect.
-
-        Primary suppression (counted in patients when there is an identifier): a group with
-        fewer than ``min_cell`` patients; a rate whose denominator, or numerator (unless
-        ``report.keep_small_numerators``), has 1 to ``min_cell - 1``. Zero is not a small
-        cell (it identifies nobody), so a large group's undefined FNR (no positives) is shown
-        as undefined; in a suppressed group even "undefined" is suppressed.
-        """
+        """Metric records of one grouping, and the counts that suppression must protect
+        (:func:`audit.plugins.records.grouping_records`)."""
         names = analysis["names"]
-        label = analysis["label"]
         ud_mode = bool(names)
-        keep = (("prevalence", "fnr", "fpr") if ud_mode else RATE_METRICS + SCORE_METRICS)
-        gap_keep = (("fnr", "fpr") if ud_mode else GAP_METRICS)
-        out, protected = [], []
-        units = [(stats.overall, None)] if overall else []
-        units += [(g, dict(zip(stats.columns, g.key, strict=True))) for g in stats.groups]
-        for unit, group in units:
-            c, pc = unit.counts, unit.patients
-            where = None if group is None else tuple(sorted(group.items()))
-            under = group is not None and not _powered(unit, p)
-            flags = ("under_powered",) if under else ()
-            small = pc["n"] < min_cell
-            if small:
-                protected += [Count("n", where, label), Count("positives", where, label)]
-            # SMALL_GROUP tells the public record to withhold this group's label too: the value
-            # of a group of fewer than min_cell patients is itself close to a row-level value.
-            n_flags = flags + ((SMALL_GROUP,) if small and group is not None else ())
-            out.append(Metric("n", c["n"], n=c["n"], group=group, label=label, flags=n_flags, suppressed=small))
-            if clustered:
-                out.append(Metric("patients", pc["n"], n=c["n"], group=group, label=label, flags=flags,
-                                  suppressed=small))
-            pos_small = small or _small(pc["positives"], min_cell) or _small(pc["negatives"], min_cell)
-            if pos_small and not small:
-                protected.append(Count("positives", where, label))
-            out.append(Metric("positives", c["positives"], n=c["n"], group=group, label=label, flags=flags,
-                              suppressed=pos_small))
-            for m in keep:
-                est = unit.metrics.get(m)
-                if est is None:
-                    continue
-                den, num = DENOMINATOR.get(m, "n"), NUMERATOR.get(m)
-                hide = small or _small(pc[den], min_cell)
-                if _small(pc[den], min_cell) and not small:
-                    protected.append(Count(den, where, label))
-                if num and _small(pc[num], min_cell) and not keep_small_numerators:
-                    hide = True
-                    protected.append(Count(num, where, label))
-                out.append(_metric(names.get(m, m), est, c["n"], group, label, flags, p.level,
-                                   suppressed=hide, denominator=c[den] if m in DENOMINATOR else None))
-            if under:
-                # The FNR gap this group could show (alpha 0.05, power 0.8) against the overall
-                # population, at the overall FNR (0.5, the widest case, when that is undefined).
-                base = stats.overall.metrics["fnr"].value
-                has_pos = pc["positives"] > 0
-                mdg = min_detectable_gap(base if np.isfinite(base) else 0.5, pc["positives"],
-                                         stats.overall.patients["positives"]) if has_pos else None
-                out.append(Metric("min_detectable_gap", None if mdg is None else float(mdg), n=c["n"], group=group,
-                                  label=label, flags=flags, suppressed=small or pos_small,
-                                  reason=None if has_pos else "no positive cases in this group"))
-            if group is None:
-                continue
-            for m in gap_keep:
-                mid = names.get(m, m)
-                for ref, est in (("best", unit.gap_best.get(m)), ("overall", unit.gap_overall.get(m))):
-                    if est is None:
-                        continue
-                    best_key = stats.best.get(m)
-                    ref_group = dict(zip(stats.columns, best_key, strict=True)) if ref == "best" and best_key else None
-                    out.append(_metric(f"{mid}_gap" if ref == "best" else f"{mid}_gap_overall", est, c["n"], group,
-                                       label, flags, p.level, suppressed=small, reference=ref,
-                                       reference_group=ref_group))
-        return out, protected
+        return grouping_records(
+            stats, label=analysis["label"], names=names, min_cell=min_cell, level=p.level,
+            min_group_n=p.min_group_n, min_positives=p.min_positives,
+            keep_small_numerators=keep_small_numerators, clustered=clustered, include_overall=overall,
+            keep=("prevalence", "fnr", "fpr") if ud_mode else RATE_METRICS + SCORE_METRICS,
+            gap_keep=("fnr", "fpr") if ud_mode else GAP_METRICS,
+        )
 
     def _finding(self, metrics, analysis, cols, p, ctx, unit) -> Finding:
         """The verdict on one grouping, decided by the groups that can decide it.
@@ -633,27 +577,11 @@ def _fnr_curves(metrics, analyses, coded, groupings, clusters, min_cell, keep_sm
                     missed_p, caught_p = missed, caught
                 values = []
                 for i in range(len(grid)):
-                    small = _small(int(missed_p[i]), min_cell) or _small(int(caught_p[i]), min_cell)
+                    small = small_cell(int(missed_p[i]), min_cell) or small_cell(int(caught_p[i]), min_cell)
                     values.append(None if small and not keep_small_numerators else float(missed[i] / len(s)))
                 curves.append(Curve(id="fnr_by_threshold", group=group, label=label, thresholds=thresholds,
                                     values=tuple(values), operating_point=analysis["threshold"]))
     return curves
-
-
-def _metric(mid, est: Estimate, n, group, label, flags, level, *, suppressed, denominator=None,
-            reference=None, reference_group=None) -> Metric:
-    # A suppressed undefined value is suppressed too: "undefined" tells that a count is 0.
-    return Metric(
-        id=mid, value=est.value, n=n, group=group, ci=est.ci, ci_method=est.method, level=level,
-        reason=est.reason, denominator=denominator, label=label, reference=reference,
-        reference_group=reference_group, p_value=est.p_value, flags=flags,
-        suppressed=suppressed, ci_simultaneous=est.ci_simultaneous,
-    )
-
-
-def _small(count: int, min_cell: int) -> bool:
-    """A small cell: at least one patient and fewer than min_cell (zero identifies nobody)."""
-    return 0 < count < min_cell
 
 
 def _gap_sentence(g: Metric, names: DisplayNames) -> str:
@@ -676,23 +604,11 @@ def _p_text(p: float) -> str:
 
 
 def _powered(unit: GroupStats, p: FairnessParams) -> bool:
-    """Enough patients (cases without an identifier) and positive patients to judge a gap."""
-    return unit.patients["n"] >= p.min_group_n and unit.patients["positives"] >= p.min_positives
+    return powered(unit, p.min_group_n, p.min_positives)
 
 
 def _reference_rule(p: FairnessParams, min_cell: int, keep_small_numerators: bool):
-    """Which groups may be the best group for a metric: adequately powered, and with a value
-    that can be published (a gap to a suppressed rate would give that rate back)."""
-    def eligible(unit: GroupStats, metric: str) -> bool:
-        pc = unit.patients
-        if not _powered(unit, p) or pc["n"] < min_cell:
-            return False
-        if metric in DENOMINATOR:
-            num_ok = keep_small_numerators or pc[NUMERATOR[metric]] >= min_cell
-            return pc[DENOMINATOR[metric]] >= min_cell and num_ok
-        return min(pc["positives"], pc["negatives"]) >= min_cell
-
-    return eligible
+    return reference_rule(p.min_group_n, p.min_positives, min_cell, keep_small_numerators)
 
 
 def _family_sizes(analyses, group_counts) -> dict[str, int]:
@@ -713,58 +629,6 @@ def _family_sizes(analyses, group_counts) -> dict[str, int]:
                 for suffix in ("_gap", "_gap_overall"):
                     family[mid + suffix] = family.get(mid + suffix, 0) + n_groups
     return family
-
-
-def _adjust(metrics: list[Metric], method: str) -> list[Metric]:
-    """Correct the gap tests of each metric id as one family (e.g. every fnr_gap, all labels).
-
-    Undefined gaps count as p = 1, so the family is the same as that of the simultaneous
-    intervals: a simultaneous interval that excludes 0 always has an adjusted p below 0.05.
-    """
-    out = list(metrics)
-    families: dict[str, list[int]] = {}
-    for i, m in enumerate(metrics):
-        if m.reference is not None:
-            families.setdefault(m.id, []).append(i)
-    for idx in families.values():
-        raw = np.array([1.0 if metrics[i].p_value is None else metrics[i].p_value for i in idx])
-        adjusted = adjust_pvalues(raw, method=method)
-        for i, q in zip(idx, adjusted, strict=True):
-            if metrics[i].p_value is not None:
-                out[i] = replace(out[i], p_adjusted=float(q))
-    return out
-
-
-def _clusters(frame: pd.DataFrame, id_column: str | None):
-    if not id_column:
-        return None, "rows (no patient identifier configured)"
-    codes, uniques = pd.factorize(frame[id_column])
-    if len(uniques) == len(frame):
-        return None, f"rows (each {id_column} appears once)"
-    return codes.astype(np.int64), f"patients ({id_column}; {len(uniques)} patients, {len(frame)} rows)"
-
-
-def _group_codes(frame: pd.DataFrame, cols: tuple[str, ...], order: dict[str, list[str]] | None = None):
-    """Integer group codes and their keys; binned columns keep their band order, others sort."""
-    order = order or {}
-    per_col = []
-    for c in cols:
-        values = frame[c].astype(str)
-        cats = [v for v in order.get(c, []) if v in set(values)] or sorted(values.unique())
-        extra = sorted(set(values.unique()) - set(cats))
-        per_col.append(pd.Categorical(values, categories=cats + extra))
-    combined = np.zeros(len(frame), np.int64)
-    for cat in per_col:
-        combined = combined * len(cat.categories) + cat.codes.astype(np.int64)
-    present, codes = np.unique(combined, return_inverse=True)
-    keys = []
-    for value in present:
-        key = []
-        for cat in reversed(per_col):
-            value, idx = divmod(int(value), len(cat.categories))
-            key.append(str(cat.categories[idx]))
-        keys.append(tuple(reversed(key)))
-    return codes.astype(np.int64), keys
 
 
 def _pct(x: float) -> str:

@@ -361,9 +361,8 @@ def _q_cdf(q, lam, eps=_RUBEN_EPS) -> np.ndarray:
     probability distribution (of a sum of negative binomials), so the terms are positive.
     The a_i come from an inverse FFT of that generating function on L roots of unity; the
     aliased mass, P(i >= L) (Chernoff bound: pgf(x) / x^L), and so the error, is < eps.
-    The chi² terms use P(chi²_{n+2i+2} <= x) = P(chi²_{n+2i} <= x) - Poisson-type term.
+    L grows with max lam / min lam; rows are grouped by L when it is large.
     """
-    n = lam.shape[1]
     beta = lam.min(axis=1)
     g = 1 - beta[:, None] / lam
     gmax = g.max(axis=1)
@@ -371,17 +370,31 @@ def _q_cdf(q, lam, eps=_RUBEN_EPS) -> np.ndarray:
     ok = gmax > 1e-12
     x = np.where(ok[:, None], 1 + (1 / np.where(ok, gmax, 0.5) - 1)[:, None] * (1 - _CHERNOFF_S), 2.0)
     log_pgf = 0.5 * np.sum(l1g[:, :, None] - np.log1p(-g[:, :, None] * x[:, None, :]), axis=1)
-    need = np.max(np.min((log_pgf - np.log(eps)) / np.log(x), axis=1))
-    size = 1 << max(5, int(np.ceil(np.log2(max(need, 1.0)))))
+    need = np.min((log_pgf - np.log(eps)) / np.log(x), axis=1)
+    size = np.left_shift(1, np.maximum(5, np.ceil(np.log2(np.maximum(need, 1.0)))).astype(int))
+    if size.max() < 1024:
+        size[:] = size.max()
+    out = np.empty(lam.shape[0])
+    for m in np.unique(size):
+        rows = size == m
+        out[rows] = _ruben_sum(q / beta[rows], g[rows], l1g[rows], int(m))
+    return np.clip(out, 0.0, 1.0)
+
+
+def _ruben_sum(xq, g, l1g, size) -> np.ndarray:
+    """Ruben's series at xq = q / beta, a_i by inverse FFT on `size` points (see _q_cdf).
+
+    Uses P(chi²_{n+2i} <= x) = P(chi²_n <= x) - sum_{m < i} e^-x/2 (x/2)^(n/2+m) / G(n/2+m+1).
+    """
+    n = g.shape[1]
     phi = (2 * np.pi / size) * np.arange(size // 2 + 1)
     re, im = 1 - g[:, :, None] * np.cos(phi), g[:, :, None] * np.sin(phi)
     log_mod = 0.5 * (l1g.sum(axis=1)[:, None] - 0.5 * np.log(re * re + im * im).sum(axis=1))
     arg = -0.5 * np.arctan2(im, re).sum(axis=1)
     a = np.fft.irfft(np.exp(log_mod + 1j * arg), n=size, axis=1)
-    xh, s0, i = np.asarray(q / beta / 2), n / 2, np.arange(size)
+    xh, s0, i = xq / 2, n / 2, np.arange(size)
     log_term = (s0 + i) * np.log(xh)[:, None] - xh[:, None] - special.gammaln(s0 + i + 1)
-    cdf = special.gammainc(s0, xh) - np.sum(np.exp(log_term) * (1 - np.cumsum(a, axis=1)), axis=1)
-    return np.clip(cdf, 0.0, 1.0)
+    return special.gammainc(s0, xh) - np.sum(np.exp(log_term) * (1 - np.cumsum(a, axis=1)), axis=1)
 
 
 def _pchip(x, y, xq) -> np.ndarray:
