@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 
 class Status(str, Enum):
@@ -186,6 +186,12 @@ class Curve:
         on a small count; the plugin that publishes the curve says which).
     operating_point : float or None
         The threshold the audit's other numbers use, to be marked on the plot.
+    low, high : tuple of float or None, optional
+        A pointwise band around ``values`` (added in schema 1.3), one bound per threshold; None
+        where there is no band. The plugin's settings name the band's method and level.
+
+    The x axis need not be a threshold: a reliability curve (``reliability``, calibration
+    plugin) has the predicted probability there.
     """
 
     id: str
@@ -194,6 +200,8 @@ class Curve:
     thresholds: tuple[float, ...]
     values: tuple[float | None, ...]
     operating_point: float | None = None
+    low: tuple[float | None, ...] | None = None
+    high: tuple[float | None, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
@@ -201,6 +209,13 @@ class Curve:
         object.__setattr__(self, "operating_point", _clean_number(self.operating_point))
         if len(self.values) != len(self.thresholds):
             raise ValueError(f"curve {self.id}: {len(self.values)} values for {len(self.thresholds)} thresholds")
+        for name in ("low", "high"):
+            band = getattr(self, name)
+            if band is not None:
+                band = tuple(_clean_number(v) for v in band)
+                if len(band) != len(self.thresholds):
+                    raise ValueError(f"curve {self.id}: {len(band)} {name} bounds for {len(self.thresholds)} points")
+                object.__setattr__(self, name, band)
         if self.group is not None:
             object.__setattr__(self, "group", {str(k): str(v) for k, v in self.group.items()})
 
