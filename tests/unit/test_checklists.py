@@ -282,7 +282,7 @@ def test_attested_open_and_measured_with_attestation():
     assert s["General 4"].kinds == ("provenance",)
     assert s["Usability 1"].state == "open" and s["Usability 1"].note == "needs a written answer (attestation)"
     assert s["Universality 3"].state == "open"
-    assert s["Universality 3"].note == "not assessed yet: universality plugin: results on external data and per site"
+    assert s["Universality 3"].note == "not measured in this audit (evidence would be: auroc_pooled, auroc_i2, sensitivity_transfer_loss)"
     # a plain item-id mapping works too; attestations for other checklists are ignored
     assert _by_id(item_states(load_checklist("future-ai"), None, answers))["General 1"].state == "attested"
     assert _by_id(item_states(load_checklist("claim"), None, {"future-ai": answers}))["1"].state == "open"
@@ -316,7 +316,8 @@ def test_fairness_only_audit_coverage(tmp_path, toy_frame):
     toy_frame.to_csv(path, index=False)
     raw = {"data": {"path": str(path), "label": "y", "score": "p", "sensitive": ["sex", "race"]},
            "fairness": {"bootstrap": 200, "seed": 1}}
-    result = run_audit(build_config(raw, base_dir=tmp_path, plugin_names=("fairness",), flags={}))
+    result = run_audit(build_config(raw, base_dir=tmp_path, plugin_names=("fairness",), flags={}),
+                       available={"fairness": FairnessPlugin})
     states = {cid: item_states(load_checklist(cid), result) for cid in CHECKLIST_IDS}
     by_state = {cid: {state: {s.item.id for s in st if s.state == state} for state in cl.STATES}
                 for cid, st in states.items()}

@@ -55,8 +55,8 @@ from audit.stats.bootstrap import percentile_interval
 from audit.stats.proportions import cluster_proportions
 
 CHECKLIST = (
-    "FUTURE-AI:Universality 1", "FUTURE-AI:Universality 3", "FUTURE-AI:Universality 4",
-    "TRIPOD+AI:23b", "TRIPOD+AI:12e", "CLAIM-2024:32", "CLAIM-2024:40",
+    "FUTURE-AI:Universality 3", "FUTURE-AI:Universality 4", "TRIPOD+AI:6a", "TRIPOD+AI:12d",
+    "TRIPOD+AI:23b", "CLAIM-2024:33", "CLAIM-2024:37",
 )
 # The pseudo-site of the reference data, when it is the development data.
 REFERENCE_SITE = "(reference data)"

@@ -321,6 +321,14 @@ def test_cd_prediction_interval_reproducible_and_method_free():
     assert "untruncated" in u.method and u.pi_low != r.pi_low
 
 
+def test_cd_prediction_interval_is_location_scale_equivariant():
+    r = random_effects(Y6, V6)
+    for a, c in ((0.0, 1e-4), (5.0, 1e3), (-2.0, 1.0)):
+        s = random_effects(a + c * Y6, c**2 * V6)
+        assert (s.pi_low - a) / c == pytest.approx(r.pi_low, abs=1e-9)
+        assert (s.pi_high - a) / c == pytest.approx(r.pi_high, abs=1e-9)
+
+
 def test_cd_homogeneous_sites_tend_to_the_fixed_effect_interval():
     # Q(0) far below chi²_{k-1} quantiles: H(0) = P(chi²_7 >= Q) ~ 1, so almost every tau²
     # draw is 0 and the CD interval is the fixed-effect mean's Hartung interval with the
