@@ -71,6 +71,7 @@ METRIC_IDS = COUNT_IDS + CAL_IDS + ("clipped_scores",)
 # Values with a Wald interval on a known standard error, hence a simultaneous interval too.
 SIMULTANEOUS_IDS = ("calibration_slope", "calibration_intercept", "calibration_in_the_large", "oe_ratio", "brier")
 MAX_BOOT = 100_000
+MAX_BINS = 1000
 MIN_BOOT = 50
 # Groups get fewer bootstrap replicates than the whole population (their curves, ECE
 # intervals and net-benefit bands): at most n_boot // 5, at least 100, never more than n_boot.
@@ -131,8 +132,10 @@ class CalibrationParams:
     min_positives: int = 10
 
     def validate(self) -> None:
-        if isinstance(self.bins, bool) or not isinstance(self.bins, int) or not 2 <= self.bins <= 1000:
-            raise ConfigError(f"calibration.bins: expected an integer >= 2 (at most 1000), got {self.bins}.")
+        if isinstance(self.bins, bool) or not isinstance(self.bins, int) or self.bins < 2:
+            raise ConfigError(f"calibration.bins: expected an integer >= 2, got {self.bins}.")
+        if self.bins > MAX_BINS:
+            raise ConfigError(f"calibration.bins: expected at most {MAX_BINS} bins, got {self.bins}.")
         if self.binning not in ("quantile", "uniform"):
             raise ConfigError(f"calibration.binning: '{self.binning}' is not one of quantile, uniform.")
         if self.smoother not in ("isotonic", "loess"):
@@ -367,7 +370,7 @@ class CalibrationPlugin(AuditPlugin):
         ci = (est.low, est.high) if est.low is not None and est.high is not None else None
         method, reason = est.method, est.reason
         sim = None
-        if ci is not None and mid == "ece" and not ci[0] <= value <= ci[1]:
+        if ci is not None and defined and mid == "ece" and not ci[0] <= value <= ci[1]:
             # The ECE is biased upwards: near perfect calibration the bootstrap replicates sit
             # above the estimate and the percentile interval can exclude it.
             ci = (min(ci[0], value), max(ci[1], value))

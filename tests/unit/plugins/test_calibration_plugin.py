@@ -332,7 +332,7 @@ def test_gate_on_the_slope(tmp_path):
 # -- parameters and contract -----------------------------------------------------------------
 
 @pytest.mark.parametrize(("raw", "message"), [
-    ({"bins": 1}, r"^calibration.bins: expected an integer >= 2"),
+    ({"bins": 1}, r"^calibration.bins: expected an integer >= 2, got 1\.$"),
     ({"binning": "equal"}, r"^calibration.binning: 'equal' is not one of quantile, uniform"),
     ({"smoother": "spline"}, r"^calibration.smoother"),
     ({"n_boot": 3}, r"^calibration.n_boot: expected an integer from 50"),
