@@ -16,6 +16,7 @@ import pytest
 from audit.core.config import build_config
 from audit.core.results import AuditResult
 from audit.core.runner import run_audit
+from audit.plugins.base import discover_plugins
 from audit.report import render_pdf, write_reports
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "covid_testing"
@@ -74,13 +75,14 @@ def _timed_audit(cfg, cwd: Path) -> tuple[AuditResult, float]:
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory) -> Demo:
-    """Run the real fairness plugin on the demo and write both HTML editions and the model card."""
+    """Run the installed plugins on the demo and write both HTML editions and the model card."""
     tmp = tmp_path_factory.mktemp("demo")
     attestations = tmp / "attestations.yaml"
     attestations.write_text(ATTESTATIONS, encoding="utf-8")
     raw = tomllib.loads((EXAMPLE / "audit.toml").read_text(encoding="utf-8"))
     raw["report"] = {"min_cell": raw["report"].get("min_cell", 10), "attestations": str(attestations)}
-    cfg = build_config(raw, base_dir=EXAMPLE, plugin_names=("fairness",))
+    # Every installed plugin, as `make demo` runs them (the example configures each).
+    cfg = build_config(raw, base_dir=EXAMPLE, plugin_names=tuple(discover_plugins()))
     result, seconds = _timed_audit(cfg, tmp)
     out = tmp / "reports"
     written = write_reports(result, out, ["html", "technical", "model_card"])

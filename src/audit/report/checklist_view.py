@@ -31,7 +31,7 @@ from audit.checklists import (
 )
 from audit.core.results import AuditResult, Status
 from audit.errors import AuditError
-from audit.report.anchors import finding_anchor, slug
+from audit.report.anchors import finding_anchor, plugin_anchor, slug
 from audit.report.view import status_symbol
 
 # Core evidence kinds → the report section that shows them.
@@ -66,6 +66,8 @@ class ItemView:
     by: str
     date: str
     note: str
+    # Findings of a plugin past MAX_ITEM_FINDINGS, counted: (plugin section anchor, text).
+    more: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,19 +84,41 @@ class ChecklistView:
     error: str = ""
 
 
+# Findings of one plugin an item lists one by one; more are counted, with a link to the plugin's
+# section (a 15-label audit gave an item 45 calibration findings, 2,000 links in all, and most
+# of the technical PDF's layout time).
+MAX_ITEM_FINDINGS = 6
+_WORST = {"FAIL": 0, "ERROR": 1, "WARN": 2, "INCONCLUSIVE": 3, "PASS": 4, "SKIPPED": 5}
+
+
+def _findings(st: ItemState, titles: dict[tuple[str, str], str]):
+    """The item's findings, at most :data:`MAX_ITEM_FINDINGS` per plugin (the worst, in the
+    plugin's order), and a count of the rest per plugin."""
+    by_plugin: dict[str, list[tuple[str, str]]] = {}
+    for plugin, fid, status in st.findings:
+        if (plugin, fid) in titles:
+            by_plugin.setdefault(plugin, []).append((fid, str(status)))
+    links, more = [], []
+    for plugin, found in by_plugin.items():
+        kept = found
+        if len(found) > MAX_ITEM_FINDINGS:
+            ranked = sorted(range(len(found)), key=lambda i: (_WORST.get(found[i][1], 9), i))[:MAX_ITEM_FINDINGS]
+            kept = [found[i] for i in sorted(ranked)]
+            rest = [f for f in found if f not in kept]
+            counts: dict[str, int] = {}
+            for _, status in rest:
+                counts[status] = counts.get(status, 0) + 1
+            words = ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: _WORST.get(kv[0], 9)))
+            more.append((plugin_anchor(plugin), f"and {len(rest)} more {plugin} findings ({words})"))
+        links += [FindingLink(finding_anchor(plugin, fid), titles[(plugin, fid)], status, status_symbol(Status(status)))
+                  for fid, status in kept]
+    return tuple(links), tuple(more)
+
+
 def _item_view(st: ItemState, titles: dict[tuple[str, str], str]) -> ItemView:
     item = st.item
     evidence = tuple((m, "") for m in st.metric_ids) + tuple((k, KIND_ANCHORS.get(k, "")) for k in st.kinds)
-    findings = tuple(
-        FindingLink(
-            finding_anchor(plugin, fid),
-            titles.get((plugin, fid), f"{plugin}: {fid}"),
-            status,
-            status_symbol(Status(status)),
-        )
-        for plugin, fid, status in st.findings
-        if (plugin, fid) in titles
-    )
+    findings, more = _findings(st, titles)
     a = st.attestation
     # An attested row shows the answer itself; its note only says that the audit's evidence
     # (shown beside it) answers part of the item.
@@ -115,6 +139,7 @@ def _item_view(st: ItemState, titles: dict[tuple[str, str], str]) -> ItemView:
         by=(a.by or "") if a is not None else "",
         date=(a.date or "") if a is not None else "",
         note=note,
+        more=more,
     )
 
 

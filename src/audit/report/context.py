@@ -21,6 +21,7 @@ from audit.attestations import attestations_from_record
 from audit.checklists import item_topic, ref
 from audit.core.results import AuditResult, Finding, GateResult, Metric, PluginResult, Status
 from audit.report.anchors import finding_anchor, plugin_anchor
+from audit.report.calibration import is_calibration, overall_lines
 from audit.report.formatting import (
     check_text,
     fmt_number,
@@ -31,6 +32,7 @@ from audit.report.formatting import (
 )
 from audit.report.names import DisplayNames
 from audit.report.text import shorten
+from audit.report.universality import is_universality
 from audit.report.verdict import overall_view
 from audit.report.view import status_symbol
 
@@ -444,7 +446,9 @@ def performance(result: AuditResult, display: DisplayNames | None = None) -> lis
     limit = min_cell(result)
     out = []
     for plugin in result.plugins:
-        if plugin.status in (Status.ERROR, Status.SKIPPED):
+        # The universality plugin's overall values are of every site together (with the
+        # development data when that is the reference data): its own section shows them.
+        if plugin.status in (Status.ERROR, Status.SKIPPED) or is_universality(plugin):
             continue
         ids = {i for i, _ in PERFORMANCE_IDS}
         labels = list(dict.fromkeys(m.label for m in plugin.metrics if not m.group and m.id in ids))
@@ -511,14 +515,18 @@ def performance(result: AuditResult, display: DisplayNames | None = None) -> lis
 def first_screen(result: AuditResult, display: DisplayNames | None = None) -> dict[str, Any]:
     """The data of ``_first_screen.html.j2`` beyond the header's (status, symbol, exit code):
     ``model`` (:class:`ModelFact` list), ``overall`` (:class:`~audit.report.verdict.OverallView`),
-    ``performance`` (:class:`PerformanceView` list) and ``operating_point_warnings`` (the
-    operating points whose finding WARNs, shown first). Pass the result through
+    ``performance`` (:class:`PerformanceView` list), ``operating_point_warnings`` (the
+    operating points whose finding WARNs, shown first) and ``calibration`` (the calibration
+    plugin's line, :class:`~audit.report.calibration.CalibrationLine` list). Pass the result through
     :func:`~audit.report.suppression.for_display` first."""
     display = display or DisplayNames.from_result(result)
     perf = performance(result, display)
+    limit = min_cell(result)
     return {
         "model": model_facts(result, display),
         "overall": overall_view(result, fail_on(result), display),
         "performance": perf,
         "operating_point_warnings": [p for p in perf if p.operating_point is not None and p.operating_point.warn],
+        # "Calibration: slope 0.93 (0.81–1.05), observed/expected 1.02 (0.95–1.09)", per label.
+        "calibration": [line for p in result.plugins if is_calibration(p) for line in overall_lines(p, limit)],
     }

@@ -32,11 +32,16 @@ RATE_IDS = frozenset(
         "accuracy",
         "balanced_accuracy",
         "flagged",
+        "sensitivity_own",
+        "specificity_own",
     }
 )
-COUNT_IDS = frozenset({"n", "patients", "positives", "negatives", "tp", "fp", "tn", "fn"})
+COUNT_IDS = frozenset({"n", "patients", "positives", "negatives", "tp", "fp", "tn", "fn", "clipped_scores"})
 # Differences of rates that are not gaps between groups: shown in percentage points.
 POINTS_IDS = frozenset({"min_detectable_gap"})
+# Signed differences of rates that are not gaps between groups (what the shared threshold
+# costs a site against its own threshold): shown in signed percentage points, as gaps are.
+SIGNED_POINTS_IDS = frozenset({"sensitivity_transfer_loss", "specificity_transfer_loss"})
 GAP_SUFFIXES = ("_gap_overall", "_gap")
 
 DISPLAY_NAMES = {
@@ -63,6 +68,18 @@ DISPLAY_NAMES = {
     "min_detectable_gap": "Minimum detectable gap",
     "threshold": "Threshold",
     "flagged": "Flagged",
+    "calibration_slope": "Calibration slope",
+    "calibration_intercept": "Calibration intercept",
+    "calibration_in_the_large": "Calibration-in-the-large",
+    "oe_ratio": "O/E",
+    "clipped_scores": "Clipped scores",
+    "threshold_own": "Own threshold",
+    "sensitivity_own": "Sensitivity at own threshold",
+    "specificity_own": "Specificity at own threshold",
+    "sensitivity_transfer_loss": "Sensitivity lost to the shared threshold",
+    "specificity_transfer_loss": "Specificity lost to the shared threshold",
+    "site_identifiability_auroc": "Site identifiability (AUROC)",
+    "auroc_pooled": "Pooled AUROC",
 }
 
 DASH = "—"
@@ -155,6 +172,8 @@ def fmt_number(metric_id: str, value: float | None) -> str:
         return f"{value:,.0f}"
     if metric_id in POINTS_IDS:
         return f"{_r(value * 100, 1):.1f} pp"
+    if metric_id in SIGNED_POINTS_IDS:
+        return f"{_r(value * 100, 1):+.1f} pp"
     if is_rate(base):
         return f"{_r(value * 100, 1):+.1f} pp" if gap else f"{_r(value * 100, 1):.1f}%"
     return f"{_r(value, 3):+.3f}" if gap else f"{_r(value, 3):.3f}"
@@ -168,11 +187,15 @@ def fmt_interval(metric_id: str, ci: tuple[float, float] | None) -> str:
     base = base_id(metric_id)
     if metric_id in POINTS_IDS:
         return f"({_r(lo * 100, 1):.1f}–{_r(hi * 100, 1):.1f} pp)"
+    if metric_id in SIGNED_POINTS_IDS:
+        return f"({_r(lo * 100, 1):+.1f} to {_r(hi * 100, 1):+.1f} pp)"
     if base != metric_id:
         if is_rate(base):
             return f"({_r(lo * 100, 1):+.1f} to {_r(hi * 100, 1):+.1f} pp)"
         return f"({_r(lo, 3):+.3f} to {_r(hi, 3):+.3f})"
-    return f"({fmt_number(metric_id, lo)}–{fmt_number(metric_id, hi)})"
+    # A dash beside a minus sign misreads ("-0.389–1.058"): a negative bound takes "to".
+    sep = " to " if min(lo, hi) < 0 else "–"
+    return f"({fmt_number(metric_id, lo)}{sep}{fmt_number(metric_id, hi)})"
 
 
 def fmt_p(p: float | None) -> str:

@@ -24,6 +24,13 @@ from typing import Any
 from audit.core.results import AuditResult, Metric, PluginResult, Status
 from audit.report import context
 from audit.report.anchors import plugin_anchor
+from audit.report.calibration import (
+    CalibrationView,
+    calibration_view,
+    is_calibration,
+    overall_finding,
+    overall_reliability,
+)
 from audit.report.checklist_view import attested_by_principle, checklist_views
 from audit.report.figures import FigureView, forest_figure, threshold_figures
 from audit.report.formatting import (
@@ -39,7 +46,14 @@ from audit.report.methods import SUPPRESSION_RULE, MethodsView, methods_view
 from audit.report.names import DisplayNames
 from audit.report.suppression import for_display
 from audit.report.templates import environment
-from audit.report.text import Names
+from audit.report.text import Names, Part, phrase_html
+from audit.report.universality import (
+    UniversalityView,
+    is_universality,
+    site_forest,
+    universality_parts,
+    universality_view,
+)
 from audit.report.verdict import NOT_ASSESSED, status_reason, verdict_rows
 from audit.report.view import (
     Cell,
@@ -130,6 +144,10 @@ class PluginView:
     secondary_gaps: GapMatrix | None
     methods: MethodsView
     warnings: tuple[str, ...]
+    # A section of its own instead of the tables by group (audit.report.universality,
+    # audit.report.calibration).
+    universality: UniversalityView | None = None
+    calibration: CalibrationView | None = None
 
 
 def _figure(data) -> FigureView | None:
@@ -186,12 +204,24 @@ def _plugin_header(plugin: PluginResult) -> dict[str, str]:
 def plugin_view(plugin: PluginResult, limit: int, names: DisplayNames | None = None) -> PluginView:
     """Everything the technical edition shows of one plugin."""
     names = names or DisplayNames()
-    tables = group_tables(plugin, limit, names)
-    gaps, other, secondary = _gap_views(plugin, limit, names)
-    return PluginView(
+    header = dict(
         **_plugin_header(plugin),
         checklist=plugin.checklist,
         findings=tuple(context.finding_view(f, plugin.plugin) for f in plugin.findings),
+        methods=methods_view(plugin),
+        warnings=plugin.warnings,
+    )
+    if is_universality(plugin) or is_calibration(plugin):
+        # Sites and calibration curves have sections of their own: a table of every metric by
+        # site and the gap matrices were 77 rows × 30 metrics in the demo, most of them hidden.
+        own = {"universality": universality_view(plugin, limit, names)} if is_universality(plugin) else {
+            "calibration": calibration_view(plugin, limit, names)}
+        return PluginView(**header, tables=(), threshold_figures=(), gaps=(), other_gaps=None,
+                          secondary_gaps=None, **own)
+    tables = group_tables(plugin, limit, names)
+    gaps, other, secondary = _gap_views(plugin, limit, names)
+    return PluginView(
+        **header,
         tables=tuple(
             TableView(t, _figure(t.forest), _figure(t.gap_forest) if t.label is None else None) for t in tables
         ),
@@ -199,8 +229,6 @@ def plugin_view(plugin: PluginResult, limit: int, names: DisplayNames | None = N
         gaps=gaps,
         other_gaps=other,
         secondary_gaps=secondary,
-        methods=methods_view(plugin),
-        warnings=plugin.warnings,
     )
 
 
@@ -245,6 +273,10 @@ class BoardPluginView:
     inconclusive_more: int
     counts: str  # "1 WARN, 2 INCONCLUSIVE"
     groupings: tuple[BoardGrouping, ...]
+    # The universality plugin: its plain sentence and the forest plot by site; the calibration
+    # plugin: the reliability diagram of all patients (instead of groupings).
+    lead: Any = ""
+    figure: FigureView | None = None
 
 
 def _worst_first(findings, key: str | None = None) -> list:
@@ -314,15 +346,14 @@ def board_plugin_view(plugin: PluginResult, limit: int, names: DisplayNames | No
     grouping of the headline analysis (the only one, or in multi-label mode the
     underdiagnosis rate) the key metric's plot and its largest gap."""
     names = names or DisplayNames()
+    if is_universality(plugin) or is_calibration(plugin):
+        return _board_own_view(plugin, limit, names)
     tables = [t for t in group_tables(plugin, limit, names) if t.grouping]
     headline = [t for t in tables if t.label is None] or tables[:1]
     key = next((t.key_metric for t in headline if t.key_metric), None)
     views = [context.finding_view(f, plugin.plugin) for f in _worst_first(plugin.findings, key)]
     decided = [f for f in views if f.status in ("FAIL", "ERROR", "WARN")] or [f for f in views if f.status == "PASS"]
     inconclusive = [f for f in views if f.status == "INCONCLUSIVE"]
-    counts: dict[str, int] = {}
-    for f in views:
-        counts[f.status] = counts.get(f.status, 0) + 1
     groupings = []
     for t in headline:
         groupings.append(BoardGrouping(
@@ -339,8 +370,48 @@ def board_plugin_view(plugin: PluginResult, limit: int, names: DisplayNames | No
         more=max(0, len(decided) - BOARD_CARDS - BOARD_LINES),
         inconclusive=tuple(inconclusive[:BOARD_LINES]),
         inconclusive_more=max(0, len(inconclusive) - BOARD_LINES),
-        counts=", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: _SEVERITY[Status(kv[0])])),
+        counts=_counts(views),
         groupings=tuple(groupings),
+    )
+
+
+def _counts(views) -> str:
+    counts: dict[str, int] = {}
+    for f in views:
+        counts[f.status] = counts.get(f.status, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: _SEVERITY[Status(kv[0])]))
+
+
+def _board_own_view(plugin: PluginResult, limit: int, names: DisplayNames) -> BoardPluginView:
+    """The board edition of the universality plugin (its sentence, the forest plot by site and
+    its findings as one line each) and of the calibration plugin (the reliability diagram of all
+    patients, the finding on all patients as a card, the others as one line each)."""
+    views = [context.finding_view(f, plugin.plugin) for f in _worst_first(plugin.findings)]
+    inconclusive = [f for f in views if f.status == "INCONCLUSIVE"]
+    lead: Any = ""
+    if is_universality(plugin):
+        _, figure = site_forest(plugin, limit, names)
+        parts: tuple[Part, ...] = universality_parts(plugin, names) or ()
+        lead = phrase_html(parts) if parts else ""
+        cards: list = []
+        lines = [f for f in views if f.status != "PASS"] or views
+    else:
+        figure = overall_reliability(plugin, names)
+        main = overall_finding(plugin)
+        cards = [context.finding_view(main, plugin.plugin)] if main is not None else []
+        lines = [f for f in views if f.status in ("FAIL", "ERROR", "WARN") and (main is None or f.id != main.id)]
+    return BoardPluginView(
+        **_plugin_header(plugin),
+        key_metric="",
+        cards=tuple(cards),
+        lines=tuple(lines[:BOARD_LINES]),
+        more=max(0, len(lines) - BOARD_LINES),
+        inconclusive=tuple(inconclusive[:BOARD_LINES]),
+        inconclusive_more=max(0, len(inconclusive) - BOARD_LINES),
+        counts=_counts(views),
+        groupings=(),
+        lead=lead,
+        figure=figure,
     )
 
 
@@ -527,11 +598,19 @@ def render_html(result: AuditResult, *, for_pdf: bool = False, edition: str = "t
       grouping a forest plot and the table of every metric; the key metric's gaps, the other
       gaps side by side, the gates, warnings, methods, the coverage of the CLAIM 2024,
       TRIPOD+AI and FUTURE-AI checklists item by item, provenance, a glossary and an
-      appendix with the secondary gaps (sensitivity, specificity, PPV, NPV).
+      appendix with the secondary gaps (sensitivity, specificity, PPV, NPV). The universality
+      and calibration plugins have sections of their own instead of the tables by group
+      (:mod:`audit.report.universality`: a forest plot by site with the pooled value and the
+      prediction interval, a table per site, the heterogeneity and the fairness gap within
+      sites; :mod:`audit.report.calibration`: reliability diagrams, decision curves and a
+      table per grouping).
     - ``"board"`` (report.html): then the key findings (the failed and warned ones, or the
       passed ones when none failed or warned), one forest plot and the largest gap for each
       grouping, what was not assessed or could not be decided, a sign-off block (decision,
-      and name, role, date and signature lines) and the provenance in short.
+      and name, role, date and signature lines) and the provenance in short. Of the
+      universality plugin: its plain sentence, the forest plot by site and its findings as
+      one line each; of the calibration plugin: the reliability diagram of all patients and
+      the finding on all patients.
 
     Long sections are collapsed (``<details>``). The page has inline CSS (Okabe–Ito colours;
     findings as cards; tables scroll in their own box with the group column in view; a print

@@ -19,11 +19,22 @@ import re
 
 from audit.core.results import AuditResult, GateResult, PluginResult, Status
 from audit.report import context
+from audit.report.calibration import is_calibration, overall_values
 from audit.report.formatting import check_text, display_name, fmt_number, min_cell, suppressed_why
 from audit.report.names import DisplayNames
 from audit.report.suppression import for_display
 from audit.report.text import clean, for_plain_text, shorten
-from audit.report.view import Cell, group_tables, key_metric_for
+from audit.report.universality import (
+    development_site,
+    hidden_sites,
+    is_universality,
+    key_metric,
+    ordered_sites,
+    pooled_records,
+    site_column,
+    site_name,
+)
+from audit.report.view import Cell, count_cell, group_tables, key_metric_for, metric_cell
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}|~!#])")
 _ICON = {
@@ -40,6 +51,8 @@ _REFERENCE = {"best": "best group", "overall": "all patients"}
 LINE_LIMIT = 200
 # Groups listed per gate; the rest are counted (a pull-request comment holds 65,536 characters).
 MAX_CHECK_ROWS = 25
+# Sites listed in the universality plugin's table; the rest are counted.
+MAX_SITES = 25
 _SENTENCE_END = re.compile(r"(?<=[.;!?])\s+")
 _PARTIAL_ESCAPE = re.compile(r"(&[a-z]*|\\+)$")
 
@@ -179,6 +192,10 @@ def _plugin_lines(plugin: PluginResult, limit: int, names: DisplayNames) -> list
     if keyed:
         lines.append("")
         lines += [_finding_line(f) for f in keyed]
+    if is_universality(plugin):
+        return lines + universality_lines(plugin, limit, names)
+    if is_calibration(plugin):
+        return lines + calibration_lines(plugin, limit)
     # Only the plugin's key metric: in multi-label mode the underdiagnosis rate, not every
     # label's FNR (a pull-request comment holds 65,536 characters).
     key = key_metric_for(plugin, {m.id for m in plugin.metrics})
@@ -197,6 +214,72 @@ def _plugin_lines(plugin: PluginResult, limit: int, names: DisplayNames) -> list
             for r in table.rows
         ]
         lines += _table(["Group", "n", f"{md_escape(name)} (CI)", "Flags"], rows)
+    return lines
+
+
+def universality_lines(plugin: PluginResult, limit: int, names: DisplayNames) -> list[str]:
+    """The key metric by site (at most :data:`MAX_SITES` sites whose value is published: the
+    development site, then the largest; the rest counted), then the pooled value and the
+    prediction interval."""
+    col = site_column(plugin)
+    if col is None:
+        return []
+    key = key_metric(plugin)
+    name = display_name(key)
+    dev = development_site(plugin)
+    published = ordered_sites(plugin, col, names)
+    sites = [(s, r) for s, r in published if key in r and not r[key].suppressed and r[key].value is not None]
+    lines = ["", f"**{md_escape(name)} by site**", ""]
+    rows = []
+    for site, recs in sites[:MAX_SITES]:
+        hidden = any(m.suppressed for m in recs.values())
+        label = md_escape(site_name(names, col, site, dev, marked=True))
+        rows.append([f"**{label}**" if site == dev else label,
+                     md_escape(cell_text(count_cell(recs, "n", hidden, limit))),
+                     md_escape(cell_text(metric_cell(recs.get(key), limit))),
+                     md_escape("; ".join(dict.fromkeys(f for m in recs.values() for f in m.flags))) or ""])
+    if rows:
+        lines += _table(["Site", "n", f"{md_escape(name)} (95% CI)", "Flags"], rows)
+    else:
+        lines.append("No site has a value to show.")
+    notes = []
+    if len(sites) > MAX_SITES:
+        notes.append(f"{len(sites) - MAX_SITES} more sites with a published {md_escape(name)} (the smallest) are in "
+                     "the full report.")
+    without = len(published) - len(sites)
+    if without:
+        notes.append(f"{without} further site{'s' if without != 1 else ''} without an {md_escape(name)} to show "
+                     "(undefined or hidden) are in the full report." if name[:1] in "AEIOU" else
+                     f"{without} further site{'s' if without != 1 else ''} without a {md_escape(name)} to show "
+                     "(undefined or hidden) are in the full report.")
+    hidden_sites_ = hidden_sites(plugin, col)
+    if hidden_sites_:
+        plural = "s" if hidden_sites_ != 1 else ""
+        notes.append(f"{hidden_sites_} site{plural} not shown: each {suppressed_why(limit)}.")
+    pooled = pooled_records(plugin, key)
+    p, lo, hi = pooled.get("pooled"), pooled.get("pi_low"), pooled.get("pi_high")
+    if p is not None:
+        if p.suppressed or p.value is None:
+            text = f"Pooled {md_escape(name)}: {md_escape(cell_text(metric_cell(p, limit)))}."
+        else:
+            text = f"Pooled over {p.n} sites: {md_escape(cell_text(metric_cell(p, limit)))}"
+            if lo is not None and hi is not None and lo.value is not None and hi.value is not None \
+                    and not (lo.suppressed or hi.suppressed):
+                text += (f"; 95% prediction interval for a new site: {fmt_number(key, lo.value)} to "
+                         f"{fmt_number(key, hi.value)}")
+            text += "."
+        notes.insert(0, text)
+    if notes:
+        lines += ["", " ".join(notes)]
+    return lines
+
+
+def calibration_lines(plugin: PluginResult, limit: int) -> list[str]:
+    """The calibration of all patients, one line per label."""
+    lines = []
+    for label, values in overall_values(plugin, limit):
+        head = f"Calibration of all patients{f' ({md_escape(shorten(label))})' if label is not None else ''}: "
+        lines += ["", head + md_escape(", ".join(f"{DisplayNames.metric(mid)} {text}" for mid, text in values)) + "."]
     return lines
 
 

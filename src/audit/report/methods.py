@@ -49,6 +49,38 @@ DEFINITIONS: dict[str, str] = {
         "two-sided test at the 5% level would detect with 80% power, given the group's positives."
     ),
     "threshold": "The operating point: a score at or above it counts as a positive prediction.",
+    "calibration_slope": (
+        "The slope of a logistic regression of the outcome on logit(score): 1 when the predicted risks are as "
+        "spread out as they should be, below 1 when they are too extreme, above 1 when too modest."
+    ),
+    "calibration_intercept": "The intercept of the same regression: 0 when calibrated.",
+    "calibration_in_the_large": (
+        "The intercept of a logistic regression of the outcome with logit(score) as offset: 0 when the average "
+        "predicted risk matches the observed rate, below 0 when the model over-predicts."
+    ),
+    "oe_ratio": (
+        "Observed ÷ expected events (the number with the condition ÷ the sum of the predicted risks): 1 when "
+        "calibrated."
+    ),
+    "ece": (
+        "Expected calibration error: over bins of the score, the share of patients in the bin times the absolute "
+        "difference between its observed rate and its mean predicted risk. 0 is perfect."
+    ),
+    "threshold_own": "The threshold a site would get from the same rule applied to its own data alone.",
+    "sensitivity_transfer_loss": (
+        "Sensitivity at the site's own threshold minus sensitivity at the shared one: what the shared threshold "
+        "costs the site, in percentage points (negative: the shared threshold finds more cases there)."
+    ),
+    "specificity_transfer_loss": "The same for specificity.",
+    "site_identifiability_auroc": (
+        "How well a classifier tells the site from the model's inputs (cross-validated AUROC): near 0.5 the inputs "
+        "say little about the site; near 1 the model could learn site-specific shortcuts."
+    ),
+    "auroc_pooled": (
+        "A random-effects meta-analysis of the sites' values: the pooled mean with its confidence interval, the "
+        "prediction interval (where a new site's value is expected to fall), tau² (the variance between sites), "
+        "I² (the share of the variation that is real difference between sites) and Cochran's Q test."
+    ),
 }
 GAP_DEFINITION = (
     "A group's value minus the best adequately powered group's (the gap to the best group: 0 for the "

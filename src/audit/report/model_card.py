@@ -25,12 +25,14 @@ from audit.attestations import Attestation, attestations_from_record
 from audit.checklists import item_topic, ref
 from audit.core.results import AuditResult, PluginResult, Status
 from audit.report import context
+from audit.report.calibration import is_calibration, overall_values
 from audit.report.checklist_view import checklist_views
 from audit.report.formatting import display_name, metric_text, min_cell, suppressed_why
-from audit.report.markdown import cell_text, md_escape
+from audit.report.markdown import cell_text, md_escape, universality_lines
 from audit.report.names import DisplayNames
 from audit.report.suppression import for_display
 from audit.report.text import clean, for_plain_text, shorten
+from audit.report.universality import is_universality
 from audit.report.verdict import NOT_ASSESSED, verdict_rows
 from audit.report.view import (
     COLUMN_ORDER,
@@ -53,6 +55,8 @@ DATA_ITEMS = (
 )
 LIMITATION_ITEMS = (("claim-2024", "40"), ("tripod-ai", "26"))
 _NOT_RUN = (Status.SKIPPED, Status.ERROR)
+# Groups named in a line of the limitations; the rest are counted (77 sites were a paragraph).
+MAX_NAMED = 25
 _DATE_KEYS = ("dates", "date_range", "period", "time_range", "first_date", "last_date")
 _SEED_KEYS = ("seed", "random_state")
 
@@ -180,6 +184,15 @@ def _overall_table(plugin: PluginResult, limit: int) -> list[str]:
     return lines
 
 
+def _calibration_table(plugin: PluginResult, limit: int) -> list[str]:
+    lines = []
+    for label, values in overall_values(plugin, limit):
+        what = f"Calibration (all patients{f', {md_escape(shorten(label))}' if label is not None else ''})"
+        lines += ([""] if lines else []) + [f"| {what} | Value (95% CI) |", "|---|---|"]
+        lines += [f"| {md_escape(display_name(mid))} | {md_escape(text)} |" for mid, text in values]
+    return lines
+
+
 def _value_text(metric, limit: int) -> str:
     """``metric_text``, with a suppressed value saying why it is hidden."""
     if metric.suppressed:
@@ -246,8 +259,9 @@ def _limitations(result: AuditResult, limit: int, names: DisplayNames) -> list[s
         if under:
             rule = under_powered_rule(plugin)
             rule = f" ({rule})" if rule else ""
+            more = f" and {len(under) - MAX_NAMED} more" if len(under) > MAX_NAMED else ""
             lines.append(f"- Under-powered groups{rule}, whose numbers are unreliable: "
-                         f"{md_escape('; '.join(under))}.")
+                         f"{md_escape('; '.join(under[:MAX_NAMED]))}{more}.")
         hidden = _hidden_cells(plugin, limit, names)
         if hidden:
             lines.append(f"- {hidden}")
@@ -369,8 +383,14 @@ def render_model_card(result: AuditResult) -> str:
         lines.append("No check produced metrics in this audit.")
     for plugin in ran:
         lines += [f"### {md_escape(plugin.principle)} ({md_escape(plugin.plugin)})", ""]
-        lines += _overall_table(plugin, limit)
-        lines += _group_tables(plugin, limit, names)
+        if is_universality(plugin):
+            # Its overall values are of every site together: the sites and the pooled value say more.
+            lines += universality_lines(plugin, limit, names)[1:]
+        elif is_calibration(plugin):
+            lines += _calibration_table(plugin, limit)
+        else:
+            lines += _overall_table(plugin, limit)
+            lines += _group_tables(plugin, limit, names)
         lines.append("")
     lines += ["## Fairness findings", ""]
     fairness = [p for p in result.plugins if p.principle.lower() == "fairness"]

@@ -68,6 +68,17 @@ METRIC_WORDS: dict[str, str] = {
     "overdiagnosis_rate": "overdiagnosis (healthy cases flagged)",
     "min_detectable_gap": "smallest gap the group could show",
     "threshold": "decision threshold",
+    "calibration_slope": "calibration slope",
+    "calibration_intercept": "calibration intercept",
+    "calibration_in_the_large": "calibration-in-the-large",
+    "oe_ratio": "observed/expected events (O/E)",
+    "clipped_scores": "scores clipped before the logit",
+    "threshold_own": "the site's own threshold",
+    "sensitivity_own": "sensitivity at the site's own threshold",
+    "specificity_own": "specificity at the site's own threshold",
+    "sensitivity_transfer_loss": "sensitivity lost to the shared threshold",
+    "specificity_transfer_loss": "specificity lost to the shared threshold",
+    "site_identifiability_auroc": "how well the inputs tell the site (AUROC)",
 }
 _GAP_BEST = "_gap"
 _GAP_OVERALL = "_gap_overall"

@@ -22,6 +22,9 @@ DERIVED_FROM: dict[str, tuple[str, ...]] = {
     "fnr": ("sensitivity",),
     "specificity": ("fpr",),
     "fpr": ("specificity",),
+    # own − shared: with the site's own value published, the loss gives the shared value back.
+    "sensitivity_transfer_loss": ("sensitivity", "fnr"),
+    "specificity_transfer_loss": ("specificity", "fpr"),
 }
 
 _Key = tuple[str, tuple[tuple[str, str], ...], str | None]

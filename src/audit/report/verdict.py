@@ -27,9 +27,13 @@ from audit.report.anchors import plugin_anchor
 from audit.report.formatting import base_id, fmt_interval, fmt_number, is_rate
 from audit.report.names import DisplayNames
 from audit.report.text import Name, Names, Part, phrase_html, phrase_text
+from audit.report.universality import is_universality, universality_parts
 from audit.report.view import key_metric_for, status_symbol, tolerance_of
 
 PRINCIPLES = ("Fairness", "Universality", "Traceability", "Usability", "Robustness", "Explainability")
+# Checks of no single principle (calibration): not a verdict row; the first screen gives their
+# line under "How well the model works overall".
+GENERAL = "General"
 NOT_ASSESSED = "NOT ASSESSED"
 # At most this many groups are named one by one in a sentence; more are given as a range.
 MAX_NAMED_GROUPS = 4
@@ -283,6 +287,10 @@ def _plugin_sentence(plugin: PluginResult, names: Names, display: DisplayNames |
         parts = fairness_parts(plugin, display)
         if parts:
             return parts
+    if is_universality(plugin):
+        parts = universality_parts(plugin, display)
+        if parts:
+            return parts
     for finding in plugin.findings:
         if finding.status != Status.PASS:
             return names.split(finding.message)
@@ -314,7 +322,8 @@ def verdict_rows(
     names: Names | None = None,
     display: DisplayNames | None = None,
 ) -> list[VerdictRow]:
-    """One row per FUTURE-AI principle (and per other principle a plugin named), in order.
+    """One row per FUTURE-AI principle (and per other principle a plugin named, except
+    :data:`GENERAL`), in order.
 
     ``attested`` maps a principle to (answered, total) FUTURE-AI recommendations, for the
     note of a principle no plugin assessed; ``names`` are the result's names that need care
@@ -326,6 +335,8 @@ def verdict_rows(
     display = DisplayNames.from_result(result) if display is None else display
     by_principle: dict[str, list[PluginResult]] = {}
     for plugin in result.plugins:
+        if plugin.principle.strip().lower() == GENERAL.lower():
+            continue
         name = next((p for p in PRINCIPLES if p.lower() == plugin.principle.strip().lower()), plugin.principle)
         by_principle.setdefault(name, []).append(plugin)
     principles = list(PRINCIPLES) + [p for p in by_principle if p not in PRINCIPLES]

@@ -201,6 +201,11 @@ def _metric_cell(metric: Metric | None, limit: int) -> Cell:
     return Cell(text, state, interval)
 
 
+# For the views of single plugins (audit.report.universality, audit.report.calibration).
+count_cell = _count_cell
+metric_cell = _metric_cell
+
+
 def under_powered_rule(plugin: PluginResult) -> str:
     """What makes a group under-powered in this plugin, in words, from its settings."""
     n = plugin.settings.get("min_group_n", plugin.settings.get("min_group_size"))

@@ -217,7 +217,8 @@ def test_the_partial_renders_without_first_screen_data_as_before():
 
 def test_first_screen_keys():
     data = context.first_screen(for_display(demo_like()))
-    assert set(data) == {"model", "overall", "performance", "operating_point_warnings"}
+    assert set(data) == {"model", "overall", "performance", "operating_point_warnings", "calibration"}
+    assert data["calibration"] == []  # no calibration plugin ran
     assert data["operating_point_warnings"] == []
     other = replace(demo_like(), gates=())
     assert "no gates were configured" in overall_view(other, ["FAIL"]).sentence

@@ -29,6 +29,8 @@ def real_result(toy_frame, tmp_path) -> AuditResult:
         "data": {"path": str(path), "label": "y", "score": "p", "sensitive": ["sex", "race"], "id": "patient_id"},
         "fairness": {"bootstrap": 200, "seed": 1, "intersections": [["sex", "race"]]},
         "report": {"min_cell": MIN_CELL},
+        # The fairness plugin only: the other installed plugins have renderers of their own.
+        "run": {"plugins": ["fairness"]},
     }
     cfg = build_config(
         raw, base_dir=tmp_path, plugin_names=("fairness",), flags={"gates": ["fairness.fnr_gap<=0.05"]}
