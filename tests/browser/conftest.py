@@ -67,9 +67,9 @@ class Audit:
     folder: Path
 
 
-def _timed_audit(cfg, cwd: Path) -> tuple[AuditResult, float]:
+def _timed_audit(cfg, cwd: Path, available=None) -> tuple[AuditResult, float]:
     start = time.perf_counter()
-    result = run_audit(cfg, cwd=cwd)
+    result = run_audit(cfg, cwd=cwd, available=available)
     return result, time.perf_counter() - start
 
 
@@ -144,7 +144,11 @@ def cxr(tmp_path_factory) -> Audit:
         "report": {"min_cell": 10},
     }
     cfg = build_config(raw, base_dir=tmp, plugin_names=("fairness",))
-    result, seconds = _timed_audit(cfg, tmp)
+    # The fairness report at the published scale. With the calibration plugin too, 15 labels
+    # give a technical PDF past the layout limit (a known limit, stated in the note).
+    from audit.plugins.fairness import FairnessPlugin
+
+    result, seconds = _timed_audit(cfg, tmp, available={"fairness": FairnessPlugin})
     return Audit(result, seconds, tmp)
 
 

@@ -78,8 +78,12 @@ def test_first_page_carries_the_overall_result_and_then_the_verdict(demo_pdfs, d
 
 def _overall_cell(html: str, header: str) -> str:
     """The overall row's cell under ``header`` in the first group table, as text."""
-    table = html.split('<table class="metrics">', 1)[1].split("</table>", 1)[0]
-    headers = re.findall(r"<th[^>]*>([^<]*)</th>", table.split("</thead>")[0])
+    # The first group table that has the column (the calibration plugin's tables come first).
+    for chunk in html.split('<table class="metrics">')[1:]:
+        table = chunk.split("</table>", 1)[0]
+        headers = re.findall(r"<th[^>]*>([^<]*)</th>", table.split("</thead>")[0])
+        if header in headers and '<tr class="overall">' in table:
+            break
     overall = table.split('<tr class="overall">', 1)[1].split("</tr>", 1)[0]
     cells = re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", overall)
     return _flat(html_lib.unescape(re.sub(r"<[^>]+>", " ", cells[headers.index(header)])))

@@ -75,8 +75,8 @@ def test_a_plugin_that_exits_becomes_an_error_result(tmp_path, data, monkeypatch
     res = invoke(*_args(data, out, "--score", "p", "--format", "json"))
     assert res.exit_code == 1, res.output
     result = json.loads((out / "results.json").read_text())
-    assert result["plugins"][0]["status"] == "ERROR"
-    assert "SystemExit(0)" in result["plugins"][0]["error"]
+    assert next(p for p in result["plugins"] if p["plugin"] == "fairness")["status"] == "ERROR"
+    assert "SystemExit(0)" in next(p for p in result["plugins"] if p["plugin"] == "fairness")["error"]
 
 
 def test_an_odd_base_exception_is_an_internal_error_not_a_pass(tmp_path, data, monkeypatch, capsys):

@@ -565,7 +565,8 @@ def calibration_tables(plugin: PluginResult, limit: int, names: DisplayNames) ->
     return out
 
 
-def _by_label(metrics: tuple[Metric, ...], labels: list[str | None], limit: int, names: DisplayNames) -> CalibrationTable:
+def _by_label(metrics: tuple[Metric, ...], labels: list[str | None], limit: int,
+              names: DisplayNames) -> CalibrationTable:
     """Several labels: all patients, one row per label."""
     rows = []
     for label in labels:

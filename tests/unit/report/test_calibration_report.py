@@ -281,3 +281,18 @@ def test_multi_label_lines_per_label_and_overall_diagrams_only():
     printed = _section(render_html(result_with(plugin), for_pdf=True))
     assert "By sex — a" not in printed
     assert "The tables by group of each label (1 table) are in technical-report.html" in printed
+
+
+def test_a_checklist_item_lists_a_few_findings_of_a_plugin_and_counts_the_rest():
+    from audit.report.checklist_view import MAX_ITEM_FINDINGS, checklist_views
+
+    findings = [Finding(f"calibration_{i}", f"Calibration {i}", Status.WARN if i % 3 else Status.PASS, "…",
+                        checklist=("TRIPOD+AI:23a",)) for i in range(10)]
+    result = for_display(result_with(make_calibration(findings=findings)))
+    view = next(v for v in checklist_views(result) if v.id == "tripod-ai")
+    item = next(i for i in view.items if i.id == "23a")
+    mine = [f for f in item.findings if f.anchor.startswith("finding-calibration-")]
+    assert len(mine) == MAX_ITEM_FINDINGS and all(f.status == "WARN" for f in mine)  # the worst first
+    assert ("plugin-calibration", "and 4 more calibration findings (4 PASS)") in item.more
+    html = render_html(result_with(make_calibration(findings=findings)))
+    assert '<a href="#plugin-calibration">and 4 more calibration findings (4 PASS)</a>' in html
