@@ -176,6 +176,9 @@ def grouping_records(
                 continue
             den, num = DENOMINATOR.get(m, "n"), NUMERATOR.get(m)
             hide = small or small_cell(pc[den], min_cell)
+            if m not in DENOMINATOR and (small_cell(pc["positives"], min_cell) or small_cell(pc["negatives"], min_cell)):
+                # AUROC and Brier rest on both classes: AUROC 1/11 at n = 12 says 1 positive.
+                hide = True
             if small_cell(pc[den], min_cell) and not small:
                 protected.append(Count(den, where, label))
             if num and small_cell(pc[num], min_cell) and not keep_small_numerators:
