@@ -44,8 +44,9 @@ multisite: $(STAMP) system-deps
 	if [ $$rc -gt 1 ]; then exit $$rc; fi; \
 	echo "multisite report: reports/multisite/report.html (exit code $$rc: 0 all gates hold, 1 a gate failed or could not decide)"
 
+# One worker per core; the browser tests share their fixtures on one worker (tests/browser/conftest.py).
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fairness.py

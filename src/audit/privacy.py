@@ -61,7 +61,7 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse.csgraph import connected_components
 
-from audit.core.results import Metric
+from audit.core.results import ACROSS_SITES, REFERENCE_DATA, Metric
 from audit.plugins.disaggregation import COUNT_CELLS, DENOMINATOR, DIRECTION, NUMERATOR
 
 __all__ = ["Count", "feasible_ranges", "secondary_suppression"]
@@ -147,13 +147,15 @@ def feasible_ranges(metrics: Sequence[Metric], targets: Iterable[Count], *,
         If the published numbers contradict each other (no table fits them).
     """
     targets = list(dict.fromkeys(targets))
-    reader = _Reader(metrics, targets, joint)
+    outside = {_group_key(m.group) for m in metrics if REFERENCE_DATA in m.flags}
+    model = [m for m in metrics if not _outside_model(m)]
+    reader = _Reader(model, [t for t in targets if t.group not in outside], joint, outside=outside, rates=metrics)
     hidden = reader.flags()
-    return {t: reader.range(t, hidden) for t in targets}
+    return {t: (0.0, math.inf) if t.group in outside else reader.range(t, hidden) for t in targets}
 
 
 def secondary_suppression(metrics: Sequence[Metric], protected: Iterable[Count], *,
-                          joint: bool | None = None) -> list[Metric]:
+                          joint: bool | None = None, published: Sequence[Metric] = ()) -> list[Metric]:
     """Return the metrics (same order) with complementary suppression added.
 
     Closure first (see :meth:`_Audit.close`). Then, for each protected count the reader still
@@ -179,27 +181,44 @@ def secondary_suppression(metrics: Sequence[Metric], protected: Iterable[Count],
     joint : bool or None
         The reader's model, as in :func:`feasible_ranges` (the same default, so that the two
         agree).
+    published : sequence of Metric
+        Records already published (by the plugins that ran before): the reader has them,
+        and they are never hidden here, so that the complements are chosen among ``metrics``.
+        Pass the counts they protect in ``protected`` too: the new records must not give
+        those back either.
 
     Returns
     -------
     list of Metric
         The same records, those newly hidden replaced with ``suppressed=True``. After it,
-        :func:`feasible_ranges` gives ``lo < hi`` for every protected count, unless the
-        structure alone (the groups that exist) pins it, which no suppression can change.
+        :func:`feasible_ranges` (of ``published`` and the result together) gives ``lo < hi``
+        for every protected count, unless the structure alone (the groups that exist) or the
+        published records alone pin it, which no suppression of ``metrics`` can change.
     """
     metrics = list(metrics)
+    published = list(published)
     protected = list(dict.fromkeys(protected))
-    reader = _Reader(metrics, protected, joint)
+    everything = published + metrics
+    # Records of another population (the reference data) are not rows of the audited data.
+    inside = [i for i, m in enumerate(everything) if not _outside_model(m)]
+    model = [everything[i] for i in inside]
+    outside = {_group_key(m.group) for m in everything if REFERENCE_DATA in m.flags}
+    protected = [t for t in protected if t.group not in outside]
+    reader = _Reader(model, protected, joint, outside=outside, rates=everything)
     # The overall population's numbers are not hidden as a complement (its n and positives are
     # public in data_summary anyway, and its rates are the report's reference), unless one of
     # its own counts is protected.
     reader.marginal.overall_fixed = not any(t.group is None for t in protected)
+    first = sum(1 for i in inside if i < len(published))
+    reader.marginal.fixed[:first] = True
     hidden = reader.close(reader.flags())
     reader.witnesses(protected, hidden)
     for target in sorted(protected, key=reader.marginal.group_size):
         hidden = _protect(reader, target, hidden)
     hidden = reader.close(hidden)
-    return [replace(m, suppressed=True) if hidden[i] and not m.suppressed else m for i, m in enumerate(metrics)]
+    newly = {inside[k] for k in np.flatnonzero(hidden)} - set(range(len(published)))
+    return [replace(m, suppressed=True) if len(published) + i in newly and not m.suppressed else m
+            for i, m in enumerate(metrics)]
 
 
 def _protect(reader: _Reader, target: Count, hidden: np.ndarray) -> np.ndarray:
@@ -234,6 +253,12 @@ def _protect(reader: _Reader, target: Count, hidden: np.ndarray) -> np.ndarray:
         if not reader.unique(target, value, audit.close(hidden | np.logical_or.reduce(trial))):
             taken = trial
     return audit.close(hidden | np.logical_or.reduce(taken))
+
+
+def _outside_model(m: Metric) -> bool:
+    """Records that are not counts of the audited rows: another population's (the reference
+    data's), and summaries across sites (whose n counts sites)."""
+    return REFERENCE_DATA in m.flags or ACROSS_SITES in m.flags
 
 
 def _group_key(group: dict[str, str] | None) -> _GroupKey:
@@ -275,11 +300,20 @@ class _Audit:
     suppression state then selects rows, so trying a suppression costs no rebuilding.
     """
 
-    def __init__(self, metrics: Sequence[Metric], targets: Sequence[Count], joint: bool = False) -> None:
+    def __init__(self, metrics: Sequence[Metric], targets: Sequence[Count], joint: bool = False, *,
+                 outside: frozenset | set = frozenset(), rates: Sequence[Metric] = ()) -> None:
         self.metrics = list(metrics)
         self.joint = joint
         # The overall population may not be hidden as a complement (set by the caller).
         self.overall_fixed = False
+        # Records already published by earlier plugins: the reader has them, none is hidden.
+        self.fixed = np.zeros(len(self.metrics), bool)
+        # Groups of another population (the reference data), whose rates are public constants:
+        # a gap to one of them gives the group's own rate (see _rate_rows).
+        self.outside = set(outside)
+        self.outside_rates = {(_group_key(m.group), m.label, _rate(m.id)): m.value for m in rates
+                              if _group_key(m.group) in self.outside and _rate(m.id) and m.value is not None
+                              and not m.suppressed}
         self._pool: list[tuple[np.ndarray, np.ndarray]] = []
         self._index(targets)
         self._build_atoms()
@@ -293,7 +327,7 @@ class _Audit:
         self.group_ids: dict[_GroupKey, int] = {None: 0}
         self.outcome_ids: dict[str | None, int] = {}
         keys = [_group_key(m.group) for m in self.metrics]
-        refs = [_group_key(m.reference_group) for m in self.metrics]
+        refs = [k for k in (_group_key(m.reference_group) for m in self.metrics) if k not in self.outside]
         for key in [*keys, *refs, *(t.group for t in targets)]:
             self.group_ids.setdefault(key, len(self.group_ids))
         for label in [*(m.label for m in self.metrics), *(t.label for t in targets)]:
@@ -519,11 +553,26 @@ class _Audit:
             if parts is None or m.value is None or _rate(parts[0]) is None:
                 continue
             base, reference = parts
-            ref = 0 if reference == "overall" else self.group_ids.get(_group_key(m.reference_group))
-            if ref is None or (reference == "best" and m.reference_group is None) or ref == g:
-                continue
             rate = _rate(base)
             sign = -DIRECTION[rate]  # gap = sign * (group - reference)
+            ref_key = _group_key(m.reference_group)
+            if ref_key in self.outside:
+                # The other population's rate is public: the gap gives this group's rate.
+                known = self.outside_rates.get((ref_key, m.label, rate))
+                if known is not None and reference == "best" and m.value <= 0:
+                    # max(0, ...): only "no worse than the reference", sign * (rate - r) <= 0.
+                    num, den = _cells(NUMERATOR[rate]), _cells(DENOMINATOR[rate])
+                    coef = sign * num - (sign * known + _REL_TOL) * den
+                    rows.add(*self.form(g, o, coef), -math.inf, _ABS_TOL, _RECORD, i)
+                elif known is not None:
+                    self.rate_seed.append(i)
+                    seed_nodes.append(node(g, o, rate))
+                    seed_values.append(known + sign * m.value)
+                    exact.append(False)
+                continue
+            ref = self._reference_id(m, reference)
+            if ref is None or ref == g:
+                continue
             a, b = node(g, o, rate), node(ref, o, rate)
             if reference == "best" and m.value <= 0:  # max(0, ...): only "no worse than best"
                 zero_gaps.append((i, a, b, sign))
@@ -784,8 +833,8 @@ class _Audit:
             if parts is not None:
                 base, reference = parts
                 sources += lookup.get((g, o, base), [])
-                ref = 0 if reference == "overall" else self.group_ids.get(_group_key(m.reference_group))
-                if ref is not None and (reference == "overall" or m.reference_group is not None):
+                ref = self._reference_id(m, reference)
+                if ref is not None:
                     sources += lookup.get((ref, o, base), [])
             elif m.id == "min_detectable_gap":
                 sources += lookup.get((g, o, "positives"), [])
@@ -794,20 +843,31 @@ class _Audit:
         self.dep_child = np.array(child, dtype=np.int64)
         self.dep_parent = np.array(parent, dtype=np.int64)
 
+    def _reference_id(self, m: Metric, reference: str) -> int | None:
+        """The group a gap is measured against: its ``reference_group`` when it names one
+        (a gap "to overall" within a site names the site), else the overall population for
+        ``*_gap_overall``; None when unknown."""
+        if m.reference_group:
+            return self.group_ids.get(_group_key(m.reference_group))
+        return 0 if reference == "overall" else None
+
     def close(self, hidden: np.ndarray) -> np.ndarray:
         """Suppression closed under derivation.
 
         A group whose ``n`` is hidden for one label is hidden for every label (n is shared, and
         any other label's counts add up to it); a gap is hidden with its group's or its
         reference's rate; ``min_detectable_gap`` with positives. The threshold is kept: the
-        serializer drops its ``n`` field, and it holds no other count.
+        serializer drops its ``n`` field, and it holds no other count. Records published
+        earlier (``fixed``) keep their state: they are out already.
         """
         hidden = hidden.copy()
+        keep = self.fixed & ~hidden
         while True:
             before = int(hidden.sum())
             gone = np.bincount(self.rec_group[self.is_n & hidden], minlength=len(self.groups)) > 0
             hidden |= gone[self.rec_group] & ~self.is_threshold
             hidden[self.dep_child[hidden[self.dep_parent]]] = True
+            hidden &= ~keep
             if int(hidden.sum()) == before:
                 return hidden
 
@@ -863,7 +923,7 @@ class _Audit:
                 records += list(n_recs if len(n_recs) else np.flatnonzero(mine & self.n_field_source))
             elif kind == _RATE:
                 records += self.node_records.get(a, [])
-        records = [r for r in records if self.rec_group[r] != overall]  # see overall_fixed
+        records = [r for r in records if self.rec_group[r] != overall and not self.fixed[r]]  # see overall_fixed
         return self._mask(records) if records else None
 
     def units(self, count: Count, hidden: np.ndarray) -> list[np.ndarray]:
@@ -884,6 +944,7 @@ class _Audit:
         usable = shown & ~(self.is_threshold & has_n[group_of])
         if self.overall_fixed:  # see secondary_suppression
             usable &= group_of != self.group_ids.get(None, -1)
+        usable &= ~self.fixed
         own = np.flatnonzero(usable & (group_of == g) & label_ok)
         cost = [int(self.close(hidden | self._mask([i])).sum()) for i in own]
         units = [self._mask([i]) for _, i in sorted(zip(cost, own, strict=True))]
@@ -938,14 +999,16 @@ class _Reader:
     suppression) and gives each count its true value.
     """
 
-    def __init__(self, metrics: Sequence[Metric], targets: Sequence[Count], joint: bool | None = None) -> None:
-        self.marginal = _Audit(metrics, targets, joint=False)
+    def __init__(self, metrics: Sequence[Metric], targets: Sequence[Count], joint: bool | None = None, *,
+                 outside: set | frozenset = frozenset(), rates: Sequence[Metric] = ()) -> None:
+        extra = {"outside": outside, "rates": rates}
+        self.marginal = _Audit(metrics, targets, joint=False, **extra)
         components = self.marginal.component_atoms
         exact = len(self.marginal.outcome_ids) == 1 or len(components) == 1
         size = math.prod(len(a) for a in components) * len(self.marginal.outcome_ids) * 4
         if joint is None:  # the joint model where it is affordable (see the module docstring)
             joint = size <= _JOINT_MAX_VARS
-        self.joint = _Audit(metrics, targets, joint=True) if joint and not exact else None
+        self.joint = _Audit(metrics, targets, joint=True, **extra) if joint and not exact else None
         self._anchor: np.ndarray | None = None
 
     @property

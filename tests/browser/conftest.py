@@ -162,3 +162,12 @@ def cxr_board_pdf(cxr) -> tuple[Path, float]:
     path = cxr.folder / "report.pdf"
     path.write_bytes(data)
     return path, seconds
+
+
+def pytest_collection_modifyitems(items):
+    # Under pytest-xdist (`make test` runs two workers) the browser tests share their
+    # session fixtures (the demo audit, the 15-label audit, their PDFs): one worker runs them
+    # all, so each fixture is built once.
+    for item in items:
+        if "tests/browser/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.xdist_group("browser"))

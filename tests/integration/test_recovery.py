@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from audit.cli import app
-from audit.core.results import AuditResult
+from audit.core.results import AuditResult, Metric
 from audit.plugins.disaggregation import DENOMINATOR, NUMERATOR
 from audit.privacy import Count, feasible_ranges
 
@@ -29,7 +29,7 @@ RATE_IDS = {**{m: m for m in NUMERATOR}, "underdiagnosis_rate": "fnr", "overdiag
 
 
 def _targets(public, truth, min_cell=10):
-    """The small cells: every count behind a suppressed record that is below ``min_cell``
+    """The small cells: every count behind a suppressed record that is 1 to ``min_cell - 1``
     (in rows, or in patients for a group's size), read off the private full record."""
     true = {(m.id, tuple(sorted((m.group or {}).items())), m.label, m.reference): m for m in truth}
     counts = _true_counts(truth)
@@ -48,21 +48,35 @@ def _targets(public, truth, min_cell=10):
             cands = [Count(NUMERATOR[base], where, m.label), Count(DENOMINATOR[base], where, m.label)]
         else:
             continue
-        out.update(c for c in cands if c in counts and counts[c] < min_cell)
+        # 1 to min_cell - 1: zero is not a small cell (it identifies nobody; docs/results-json.md).
+        out.update(c for c in cands if c in counts and 0 < counts[c] < min_cell)
     return out
+
+
+def _published(result: AuditResult):
+    """Every plugin's records, and the totals data_summary states (rows, positives per label)."""
+    summary = result.data_summary["data"]
+    labels = result.data_summary["labels"]
+    totals = [Metric("n", summary["rows"], n=summary["rows"])]
+    totals += [Metric("positives", summary["positives"][lab], n=summary["rows"], label=lab if len(labels) > 1 else None)
+               for lab in labels]
+    return totals + [m for p in result.plugins for m in p.metrics]
 
 
 def _attack(out: Path, private: Path):
     public = AuditResult.from_json((out / "results.json").read_text())
     truth = AuditResult.from_json((private / "results.json").read_text())
     assert not public.full_record and truth.full_record
-    metrics = public.plugin("fairness").metrics
+    metrics = _published(public)
     assert all(m.value is None and m.ci is None and m.n is None for m in metrics if m.suppressed)
-    targets = _targets(metrics, truth.plugin("fairness").metrics)
+    # Matched by position: the private record holds the same records, values kept.
+    truth_metrics = _published(truth)
+    assert len(truth_metrics) == len(metrics)
+    targets = _targets(metrics, truth_metrics)
     ranges = feasible_ranges(metrics, targets)
     recovered = [t for t, (lo, hi) in ranges.items() if lo == hi]
     # The attack itself is sound: the truth lies in every range.
-    truth_counts = _true_counts(truth.plugin("fairness").metrics)
+    truth_counts = _true_counts(truth_metrics)
     for t, (lo, hi) in ranges.items():
         if t in truth_counts:
             assert lo - 1e-6 <= truth_counts[t] <= hi + 1e-6, (t, lo, hi, truth_counts[t])
@@ -147,3 +161,30 @@ def test_no_suppressed_cell_of_the_demo_can_be_recovered(tmp_path, example_dir):
     assert len(targets) > 10
     assert not recovered, recovered
     _percentages_published(public)
+
+
+@pytest.mark.parametrize("development", ["largest", "reference"])
+def test_no_cell_can_be_recovered_from_every_plugin_together(tmp_path, clinics, development):
+    # Fairness, calibration and universality publish counts of the same clinics (as groups and
+    # as sites): each one's complements are chosen against what the ones before it published,
+    # so the attacker reading all three at once recovers nothing. With --reference the
+    # reference data is the development pseudo-site, another population than the audited rows.
+    args = ["run", "--data", clinics, "--label", "y", "--score", "p", "--sensitive", "clinic",
+            "--sensitive", "sex", "--site", "clinic", "--threshold", "0.5",
+            "--plugin", "fairness", "--plugin", "calibration", "--plugin", "universality"]
+    if development == "reference":
+        ref = tmp_path / "reference.csv"
+        frame = pd.read_csv(clinics)
+        frame[frame.clinic != "tiny"].sample(300, random_state=1).to_csv(ref, index=False)
+        args += ["--reference", ref]
+    out = _run(args, tmp_path / "public")
+    (tmp_path / "private.toml").write_text("[report]\nfull_record = true\n")
+    private = _run([*args, "--config", tmp_path / "private.toml"], tmp_path / "private")
+    public, targets, recovered = _attack(out, private)
+    assert {p.plugin for p in public.plugins} == {"fairness", "calibration", "universality"}
+    assert all(p.status.value != "ERROR" for p in public.plugins), [p.error for p in public.plugins]
+    assert targets and not recovered, recovered
+    if development == "reference":
+        uni = public.plugin("universality")
+        assert uni.settings["development_site"] == "(reference data)"
+        assert not [m for m in uni.metrics if m.group is None and m.id == "n"]

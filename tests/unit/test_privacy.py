@@ -9,6 +9,7 @@ shown unless ``hide`` says otherwise.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -463,3 +464,50 @@ def test_fifty_clinics_two_labels_are_protected():
     metrics, protected = fairness_like(table, [("sex",), ("clinic",)], ("a", "b"), min_cell=10)
     protected_metrics = secondary_suppression(metrics, protected)
     assert_protected(protected_metrics, protected)
+
+
+# -- several plugins: what one published, the next one cannot give back ---------------------------
+
+
+def test_a_later_plugin_hides_what_an_earlier_one_chose_as_its_complement():
+    # Clinic D (7 patients) is primary-suppressed by both plugins. The first plugin hid clinic C's
+    # n as D's complement; a second plugin publishing clinic counts on its own would hide its
+    # complement wherever its own search lands. With the first plugin's records published, C's
+    # n in the second plugin must be hidden too: C shown there and D = total - A - B - C.
+    first = publish(CLINICS, [("clinic",)], ids=("n",),
+                    hide=lambda mid, g, lab: g is not None and g["clinic"] in ("C", "D"))
+    second = publish(CLINICS, [("clinic",)], ids=("n",), hide=lambda mid, g, lab: g == {"clinic": "D"})
+    protected = [at("n", {"clinic": "D"})]
+    alone = secondary_suppression(second, protected)
+    together = secondary_suppression(second, protected, published=first)
+    assert ("n", {"clinic": "C"}, None) in newly_hidden(second, together)
+    assert_protected(first + together, protected)
+    # What the first plugin published is not touched (only the second plugin's records return).
+    assert len(together) == len(second)
+    # Alone the second plugin may choose another complement; together with the first that leaks.
+    if ("n", {"clinic": "C"}, None) not in newly_hidden(second, alone):
+        with pytest.raises(AssertionError, match="recovered"):
+            assert_protected(first + alone, protected)
+
+
+def test_the_reference_data_pseudo_site_is_another_population():
+    # Sites A and B of the audited data, and the reference data as the development "site":
+    # its rows are not rows of the audited data, so the audited total is A + B alone (a
+    # reader who took the pseudo-site as a third site would find no table at all).
+    table = CLINICS[:2]
+    records = publish(table, [("clinic",)], ids=("n", "positives", "fnr"))
+    ref = {"clinic": "(reference data)"}
+    records += [Metric("n", 500, n=500, group=ref, flags=("reference_data",)),
+                Metric("positives", 100, n=500, group=ref, flags=("reference_data",)),
+                Metric("fnr", 0.10, n=500, group=ref, denominator=100, flags=("reference_data",))]
+    fnr_b = rate(table, {"clinic": "B"}, None, "fnr")
+    # B's FNR is hidden, but its gap to the development pseudo-site is shown: the pseudo-site's
+    # FNR is public, so the gap gives B's FNR (and, with B's positives, B's missed cases) back.
+    records = [replace(m, suppressed=True) if m.id == "fnr" and m.group == {"clinic": "B"} else m for m in records]
+    records.append(Metric("fnr_gap", fnr_b - 0.10, n=420, group={"clinic": "B"}, reference="development",
+                          reference_group=ref))
+    missed = at("fn", {"clinic": "B"})
+    assert feasible_ranges(records, [missed])[missed] == (30, 30)
+    out = secondary_suppression(records, [missed])
+    assert ("fnr_gap", {"clinic": "B"}, None) in newly_hidden(records, out)
+    assert_protected(out, [missed])

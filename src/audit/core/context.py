@@ -69,6 +69,10 @@ class AuditContext:
     cache: PredictionCache = field(default_factory=PredictionCache)
     progress: Callable[..., Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    # What the plugins that ran before have published, and the counts their suppression
+    # protects: one reader sees every plugin's numbers (see suppress).
+    published: list[Any] = field(default_factory=list)
+    protected: list[Any] = field(default_factory=list)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -103,6 +107,44 @@ class AuditContext:
                 "give one score per label."
             )
         return scores
+
+    def publish_totals(self) -> None:
+        """Record what the data summary makes public: the audited rows and, per label, the
+        positive rows (a reader subtracts every published group from these)."""
+        from audit.core.results import Metric
+
+        n = int(self.data.n_rows)
+        self.published.append(Metric("n", n, n=n))
+        multi = len(self.labels) > 1
+        for lab in self.labels:
+            self.published.append(Metric("positives", int(self.data.frame[lab].sum()), n=n,
+                                         label=lab if multi else None))
+
+    def suppress(self, metrics: list, protected: list) -> list:
+        """Complementary suppression of a plugin's records against everything published so far.
+
+        Parameters
+        ----------
+        metrics : list of Metric
+            The plugin's records that carry counts or rates, primary suppression marked.
+        protected : list of Count
+            The counts its primary suppression hides.
+
+        Returns
+        -------
+        list of Metric
+            The records with complements hidden (:func:`audit.privacy.secondary_suppression`,
+            with ``published`` the records of the plugins that ran before, and their protected
+            counts protected again). The result joins what is published, so call this once
+            for each batch of records a plugin writes.
+        """
+        from audit.privacy import secondary_suppression
+
+        everything = [*self.protected, *protected]
+        out = secondary_suppression(metrics, everything, published=self.published)
+        self.published.extend(out)
+        self.protected.extend(protected)
+        return out
 
     def warn(self, message: str) -> None:
         """Record a warning that the report states (e.g. identifier leakage)."""

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 
 
 class Status(str, Enum):
@@ -389,6 +389,11 @@ def _build(cls, data: dict[str, Any]):
 # Flag on the ``n`` metric of a group with fewer than min_cell patients (primary suppression):
 # the public record withholds the group's label as well as its numbers.
 SMALL_GROUP = "small_group"
+# Records of a population outside the audited data (the reference data as a development
+# pseudo-site): not part of the audited rows, so the disclosure model leaves them out.
+REFERENCE_DATA = "reference_data"
+# Records that summarise across sites (a pooled estimate): their n counts sites, not rows.
+ACROSS_SITES = "across_sites"
 # The published stand-in for such a label, numbered per attribute.
 WITHHELD_LABEL = "(small group {k})"
 

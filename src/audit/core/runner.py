@@ -113,6 +113,7 @@ def run_audit(
         ctx.predictions("reference")
 
     results: list[PluginResult] = []
+    ctx.publish_totals()
     for plugin in plugins:
         try:
             result = plugin.run(ctx)

@@ -42,7 +42,7 @@ from audit.plugins.records import (
     powered,
     small_cell,
 )
-from audit.privacy import Count, secondary_suppression
+from audit.privacy import Count
 from audit.report.names import DisplayNames
 from audit.stats.calibration import (
     EPSILON,
@@ -275,7 +275,7 @@ class CalibrationPlugin(AuditPlugin):
                     metrics.extend(cal)
                     protected.extend(cal_prot)
                     advance(1)
-        metrics = secondary_suppression(metrics, protected)
+        metrics = ctx.suppress(metrics, protected)
         metrics = _hide_with_counts(metrics)
 
         published = {(m.id, _where(m.group), m.label) for m in metrics if not m.suppressed}

@@ -38,7 +38,6 @@ from audit.plugins.records import (
     reference_rule,
     small_cell,
 )
-from audit.privacy import secondary_suppression
 from audit.report.names import DisplayNames
 from audit.stats import choose_threshold, parse_operating_point
 
@@ -251,7 +250,7 @@ class FairnessPlugin(AuditPlugin):
                     metrics.extend(out)
                     protected.extend(prot)
                     advance(1)
-        metrics = secondary_suppression(metrics, protected)
+        metrics = ctx.suppress(metrics, protected)
         metrics = adjust_gaps(metrics, p.correction)
         gap_findings = [self._finding(metrics, analysis, cols, p, ctx, unit)
                         for analysis in analyses for cols in groupings]

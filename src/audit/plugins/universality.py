@@ -25,7 +25,7 @@ import numpy as np
 
 from audit import __version__
 from audit.core.progress import track
-from audit.core.results import Finding, Metric, PluginResult, Status, worst_status
+from audit.core.results import ACROSS_SITES, REFERENCE_DATA, Finding, Metric, PluginResult, Status, worst_status
 from audit.errors import ConfigError
 from audit.plugins.base import AuditPlugin
 from audit.plugins.disaggregation import (
@@ -41,7 +41,7 @@ from audit.plugins.records import (
     patient_clusters,
     small_cell,
 )
-from audit.privacy import Count, secondary_suppression
+from audit.privacy import Count
 from audit.report.names import DisplayNames
 from audit.stats import (
     auroc_influence,
@@ -60,6 +60,9 @@ CHECKLIST = (
 )
 # The pseudo-site of the reference data, when it is the development data.
 REFERENCE_SITE = "(reference data)"
+# Fewest sites a random-effects meta-analysis is run on: with two, tau² rests on one
+# difference and no prediction interval exists (Riley et al. 2011 ask for more).
+MIN_POOLED_SITES = 3
 POOLED = ("auroc", "sensitivity", "specificity", "calibration_slope", "oe_ratio")
 POOLED_IDS = tuple(f"{m}_{s}" for m in POOLED for s in ("pooled", "pi_low", "pi_high", "tau2", "i2", "q"))
 TRANSFER_IDS = ("threshold_own", "sensitivity_own", "specificity_own",
@@ -211,10 +214,12 @@ class UniversalityPlugin(AuditPlugin):
         metrics, protected = grouping_records(
             stats, label=None, names={}, min_cell=ctx.min_cell, level=p.level, min_group_n=p.min_site_n,
             min_positives=p.min_site_positives, keep_small_numerators=keep_small,
-            clustered=clusters is not None, include_overall=True, keep=RATE_METRICS + SCORE_METRICS,
+            # With the reference data as the development pseudo-site, "all sites" would mix two
+            # populations; the audited data's overall figures are the fairness plugin's.
+            clustered=clusters is not None, include_overall=dev != REFERENCE_SITE, keep=RATE_METRICS + SCORE_METRICS,
             gap_keep=GAP_METRICS, gap_references=("best",),
         )
-        metrics.insert(0, Metric("threshold", threshold, n=len(y)))
+        metrics.insert(0, Metric("threshold", threshold, n=len(frame)))
         metrics = [self._as_development_gap(m, stats, dev, site_col) for m in metrics]
         metrics = [m for m in metrics if not (m.reference and m.group == {site_col: dev})]
         # Calibration per site (for the meta-analysis of slope and O/E).
@@ -223,7 +228,10 @@ class UniversalityPlugin(AuditPlugin):
                 codes, site_names, site_col, y, scores, clusters, stats, ctx.min_cell, p, advance)
         metrics += cal_records
         protected += cal_protected
-        metrics = secondary_suppression(metrics, protected)
+        # The reference data's records describe another population than the audited rows.
+        metrics = [replace(m, flags=m.flags + (REFERENCE_DATA,)) if m.group and m.group.get(site_col) == REFERENCE_SITE
+                   else m for m in metrics]
+        metrics = ctx.suppress(metrics, protected)
         metrics = adjust_gaps(metrics, p.correction)
         hidden = {m.group[site_col] for m in metrics
                   if m.group and m.id in ("n", "positives") and m.suppressed}
@@ -272,7 +280,9 @@ class UniversalityPlugin(AuditPlugin):
             "multiplicity_correction": {"holm": "Holm step-down (FWER)", "bh": "Benjamini-Hochberg (FDR)"}[p.correction],
             "multiplicity_family": "every value of one gap id (all sites)",
             "meta_analysis": {m: r.method for m, r in meta_results.items()},
-            "meta_inputs": ("adequately powered sites of the audited data whose value is published and defined; the development "
+            "meta_inputs": ("adequately powered sites of the audited data (at least min_site_positives positives, and as many "
+                            "negatives for all but sensitivity) whose value is published and defined, at least "
+                            f"{MIN_POOLED_SITES} of them; the development "
                             "pseudo-site (reference data) is not pooled; AUROC and rates on the logit scale, "
                             "O/E on the log scale, calibration slope as it is"),
             "transfer_method": (f"each site's own threshold by '{rule}' on its own rows (in-sample, so it is the "
@@ -398,6 +408,15 @@ class UniversalityPlugin(AuditPlugin):
             if site not in pooled_sites:
                 continue
             rows = np.flatnonzero(codes == g)
+            # Powered means enough positives (the under_powered flag); a specificity, AUROC or
+            # calibration figure needs as many negatives too (a site of 95% cases pooled a
+            # specificity from a handful of controls).
+            if stats.groups[g].patients["negatives"] < p.min_site_positives:
+                if ("sensitivity", site) in shown:
+                    k, n = _effective(y[rows], pred[rows], 1, clusters[rows] if clusters is not None else None)
+                    if n > 0:
+                        _add(inputs["sensitivity"], site, *meta.logit_proportion(k, n))
+                continue
             if ("auroc", site) in shown:
                 auc, psi = auroc_influence(y[rows], scores[rows])
                 se = influence_se(psi, clusters[rows] if clusters is not None else None)
@@ -424,9 +443,10 @@ class UniversalityPlugin(AuditPlugin):
         for m in POOLED:
             sites_used, ests, vars_, _ = inputs[m]
             k = len(sites_used)
-            base = dict(n=k, level=p.level)
-            if k < 2:
-                reason = f"{k} adequately powered site(s) with a published, defined value: pooling needs at least 2"
+            base = dict(n=k, level=p.level, flags=(ACROSS_SITES,))  # n: the number of sites pooled
+            if k < MIN_POOLED_SITES:
+                reason = (f"{k} adequately powered site(s) with a published, defined value: pooling needs at least "
+                          f"{MIN_POOLED_SITES} (with two, the between-site variance rests on one difference)")
                 records += [Metric(f"{m}_{s}", None, reason=reason, **base)
                             for s in ("pooled", "pi_low", "pi_high", "tau2", "i2", "q")]
                 continue
@@ -505,7 +525,7 @@ class UniversalityPlugin(AuditPlugin):
         attribute within each adequately powered site."""
         if not ctx.sensitive:
             return []
-        out = []
+        out, protected = [], []
         order = {b.name: list(b.labels) for b in ctx.config.data.bins}
         sites = frame[site_col].astype(str).to_numpy()
         for site in sorted(set(sites)):
@@ -524,17 +544,21 @@ class UniversalityPlugin(AuditPlugin):
                 stats = analyse_grouping((col,), codes, keys, y[rows], pred[rows], None, cl_codes, level=p.level,
                                          family={"fnr_gap_overall": len(keys)}, rate_method=rate_method,
                                          score_method=score_method)
-                # Published only when no cell of this attribute in this site is small (patients,
-                # positives, missed and caught cases all >= min_cell): then nothing needs
-                # protecting, and no gap can be combined with the site's totals into a small count.
-                if any(min(g.patients[c] for c in ("n", "positives", "tp", "fn")) < ctx.min_cell for g in stats.groups):
-                    continue
-                recs, _ = grouping_records(
+                recs, prot = grouping_records(
                     stats, label=None, names={}, min_cell=ctx.min_cell, level=p.level, min_group_n=p.min_site_n,
                     min_positives=p.min_site_positives, keep_small_numerators=keep_small, clustered=False,
-                    include_overall=False, keep=(), gap_keep=("fnr",), gap_references=("overall",))
-                out += [replace(m, group={site_col: site, **m.group}) for m in recs if m.id == "fnr_gap_overall"]
-        return out
+                    include_overall=False, keep=("fnr",), gap_keep=("fnr",), gap_references=("overall",))
+                # "Overall" here is the site's own population: the reference group says so. The
+                # cells' FNRs go through suppression with their gaps (a gap is hidden with its
+                # rate) and are then left out: the site table shows the gaps only.
+                where = {site_col: site}
+                out += [replace(m, group={**where, **m.group}, reference_group=where if m.reference else None)
+                        for m in recs if m.id in ("n", "positives", "fnr", "fnr_gap_overall")]
+                protected += [Count(c.name, tuple(sorted({**where, **dict(c.group or ())}.items())), c.label)
+                              for c in prot]
+        if not out:
+            return out
+        return [m for m in ctx.suppress(out, protected) if m.id == "fnr_gap_overall"]
 
     # ------------------------------------------------------------------ identifiability
     def _identifiability(self, ctx, frame, site_col, clusters, p, warnings):
@@ -597,7 +621,7 @@ class UniversalityPlugin(AuditPlugin):
         r = results.get("auroc")
         if r is None:
             return Finding(id="auroc_heterogeneity", title="What to expect at a new site", status=Status.INCONCLUSIVE,
-                           message=("Fewer than 2 adequately powered sites have a published AUROC: nothing can "
+                           message=(f"Fewer than {MIN_POOLED_SITES} adequately powered sites have a published AUROC: nothing can "
                                     "be pooled, and no range can be given for a new site."),
                            metric="auroc_pi_low", threshold=p.min_auroc, checklist=self.checklist)
         text = (f"Pooled over {r.k} adequately powered sites AUROC is {r.pooled:.2f} (95% CI {r.ci_low:.2f} to {r.ci_high:.2f}); "

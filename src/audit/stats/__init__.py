@@ -22,6 +22,8 @@ from .influence import (
     auroc_influence,
     brier_influence,
     influence_se,
+    mover_interval,
+    mover_p_value,
     wald_interval,
     wald_p_value,
 )
@@ -41,6 +43,8 @@ __all__ = [
     "choose_threshold",
     "defined_fraction",
     "influence_se",
+    "mover_interval",
+    "mover_p_value",
     "min_detectable_gap",
     "parse_operating_point",
     "percentile_interval",

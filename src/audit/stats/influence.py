@@ -26,6 +26,8 @@ __all__ = [
     "auroc_influence",
     "brier_influence",
     "influence_se",
+    "mover_interval",
+    "mover_p_value",
     "wald_interval",
     "wald_p_value",
 ]
@@ -222,3 +224,63 @@ def wald_p_value(diff: float | np.ndarray, se: float | np.ndarray) -> np.ndarray
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.abs(d) / s
     return (2.0 * stats.norm.sf(z))[()]
+
+
+def mover_interval(a, se_a, b, se_b, se_diff, level=0.95) -> tuple[np.ndarray, np.ndarray]:
+    """MOVER interval of ``a - b`` for two quantities in (0, 1), such as two AUROCs.
+
+    Zou and Donner's method of variance estimates recovery (Stat Med 2008): the difference's
+    interval is built from each estimate's own logit-scale interval, so it inherits their
+    asymmetry near 0 or 1, where a Wald interval of the raw difference under-covers (an AUROC
+    of 0.97 on 15 cases). The estimates' correlation is recovered from the standard errors
+    (``r = (se_a² + se_b² - se_diff²) / (2 se_a se_b)``, where ``se_diff`` comes from the
+    difference of the influence values), so shared patients are allowed for.
+
+    Parameters
+    ----------
+    a, b : float or array-like
+        The estimates.
+    se_a, se_b, se_diff : float or array-like
+        Standard errors of ``a``, ``b`` and ``a - b``.
+    level : float or array-like, default 0.95
+
+    Returns
+    -------
+    low, high : ndarray
+        Where an estimate is exactly 0 or 1 (no logit interval), the Wald interval of the
+        difference instead.
+    """
+    a, se_a, b, se_b, se_diff, lv = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64)
+                                                          for x in (a, se_a, b, se_b, se_diff, level)))
+    la, ua = wald_interval(np.clip(a, 0, 1), se_a, level=lv, transform="logit")
+    lb, ub = wald_interval(np.clip(b, 0, 1), se_b, level=lv, transform="logit")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.clip((se_a**2 + se_b**2 - se_diff**2) / (2 * se_a * se_b), -1.0, 1.0)
+    r = np.where(np.isfinite(r), r, 0.0)
+    d = a - b
+    down = np.sqrt(np.maximum((a - la) ** 2 + (ub - b) ** 2 - 2 * r * (a - la) * (ub - b), 0.0))
+    up = np.sqrt(np.maximum((ua - a) ** 2 + (b - lb) ** 2 - 2 * r * (ua - a) * (b - lb), 0.0))
+    wl, wh = wald_interval(d, se_diff, level=lv)
+    ok = np.isfinite(down) & np.isfinite(up)
+    return np.where(ok, d - down, wl)[()], np.where(ok, d + up, wh)[()]
+
+
+def mover_p_value(a, se_a, b, se_b, se_diff) -> np.ndarray:
+    """Two-sided p-value of "a = b" that agrees with :func:`mover_interval`: the largest
+    ``1 - level`` at which that interval still contains 0 (found by bisection)."""
+    a, se_a, b, se_b, se_diff = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64)
+                                                      for x in (a, se_a, b, se_b, se_diff)))
+    d = a - b
+    # Below 1e-14 the normal quantile of 1 - alpha / 2 is no longer finite in floating point;
+    # a p-value that small is reported as 1e-14.
+    lo_alpha, hi_alpha = np.full(d.shape, 1e-14), np.ones(d.shape)
+    for _ in range(50):  # bisection on log(alpha): far below the precision anyone reads
+        mid = np.sqrt(lo_alpha * hi_alpha)
+        low, high = mover_interval(a, se_a, b, se_b, se_diff, level=1 - mid)
+        excludes = (low > 0) | (high < 0)
+        hi_alpha = np.where(excludes, mid, hi_alpha)
+        lo_alpha = np.where(excludes, lo_alpha, mid)
+    p = np.sqrt(lo_alpha * hi_alpha)
+    p = np.where(d == 0, 1.0, p)
+    bad = ~(np.isfinite(d) & np.isfinite(se_diff))
+    return np.where(bad, np.nan, p)[()]

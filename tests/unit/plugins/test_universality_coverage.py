@@ -20,11 +20,11 @@ def _site(rng, n, events, separation):
 
 
 # (events per site, separation at the development site, at the other site, the coverage the gap
-# interval is held to). At 1,000 replicates we measured 0.937 / 0.940, 0.948 / 0.970, and
-# 0.929 / 0.908 for the third: with 15 events and the development site's AUROC at 0.97, the
-# Wald interval of the AUROC difference (DeLong standard errors, raw scale) under-covers. That
-# case is pinned here as a known shortfall, not hidden (see the closing note).
-SCENARIOS = [(15, 1.8, 1.0, 0.92), (40, 1.0, 1.0, 0.92), (15, 2.6, 0.3, 0.87)]
+# interval is held to at 250 replicates, Monte Carlo s.e. about 1.4 points). With 15 events and
+# the development site's AUROC at 0.97 the Wald interval of the raw AUROC difference covered
+# 0.908 at 1,000 replicates; the MOVER interval built from the two logit-scale intervals covers
+# 0.940 there (site AUROC 0.943; seed 7, 1,000 replicates), and 0.916 on this test's 250.
+SCENARIOS = [(15, 1.8, 1.0, 0.92), (40, 1.0, 1.0, 0.92), (15, 2.6, 0.3, 0.91)]
 
 
 @pytest.mark.parametrize(("events", "sep_dev", "sep_site", "floor"), SCENARIOS)

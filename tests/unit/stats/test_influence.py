@@ -157,3 +157,35 @@ def test_wald_p_value():
     assert np.isnan(wald_p_value(0.0, 0.0))
     assert np.isnan(wald_p_value(0.1, np.nan))
     np.testing.assert_allclose(wald_p_value([0.0, 1.959963984540054], 1.0), [1.0, 0.05])
+
+
+def test_mover_interval_by_hand_and_its_test_agrees():
+    from scipy import special, stats as st
+
+    from audit.stats import mover_interval, mover_p_value
+
+    a, sa, b, sb = 0.95, 0.03, 0.70, 0.06
+    sd = np.hypot(sa, sb)  # independent samples: r = 0
+    z = st.norm.ppf(0.975)
+
+    def logit_ci(x, s):
+        half = z * s / (x * (1 - x))
+        return special.expit(special.logit(x) - half), special.expit(special.logit(x) + half)
+
+    (la, ua), (lb, ub) = logit_ci(a, sa), logit_ci(b, sb)
+    low, high = mover_interval(a, sa, b, sb, sd)
+    assert low == pytest.approx(a - b - np.hypot(a - la, ub - b), abs=1e-12)
+    assert high == pytest.approx(a - b + np.hypot(ua - a, b - lb), abs=1e-12)
+    # Asymmetric, as the logit-scale intervals are; a raw Wald interval is symmetric.
+    assert abs((high - (a - b)) - ((a - b) - low)) > 0.005
+    # The test inverts the interval: p = 0.05 exactly where the 95% interval touches 0.
+    for b2 in (0.70, 0.85, 0.90, 0.93):
+        lo2, _ = mover_interval(a, sa, b2, sb, np.hypot(sa, sb))
+        p = mover_p_value(a, sa, b2, sb, np.hypot(sa, sb))
+        assert (p < 0.05) == (lo2 > 0)
+        lo_at_p, _ = mover_interval(a, sa, b2, sb, np.hypot(sa, sb), level=1 - p)
+        assert lo_at_p == pytest.approx(0.0, abs=1e-6)
+    # Perfectly correlated (se of the difference 0): the arms subtract, r = 1 in the formula.
+    (l8, u8) = logit_ci(0.8, 0.05)
+    assert mover_interval(0.8, 0.05, 0.8, 0.05, 0.0) == pytest.approx((-abs((0.8 - l8) - (u8 - 0.8)),
+                                                                       abs((u8 - 0.8) - (0.8 - l8))), abs=1e-12)
