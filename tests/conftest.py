@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# `make test` runs one pytest worker per core: OpenMP (scikit-learn's gradient boosting) and
+# BLAS each starting a thread per core in every worker would oversubscribe the machine many
+# times over (a one-second fit took minutes). Set before numpy or scikit-learn load.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 import numpy as np
 import pandas as pd
