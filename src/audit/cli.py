@@ -96,11 +96,13 @@ def run(
     bootstrap: Annotated[str | None, typer.Option(metavar="INTEGER", help="Deprecated and ignored: fairness intervals are exact (Clopper-Pearson, MOVER).", hidden=True)] = None,
     seed: Annotated[str | None, typer.Option(metavar="INTEGER", help="Random seed (default: one is drawn and recorded in provenance, so the run can be repeated).")] = None,
     correction: Annotated[str | None, typer.Option(help="Multiplicity correction: holm | bh.")] = None,
-    gate: Annotated[list[str] | None, typer.Option(help="Gate, e.g. 'fairness.fnr_gap<=0.05'; repeatable.")] = None,
+    gate: Annotated[list[str] | None, typer.Option(help="Gate, e.g. 'fairness.fnr_gap<=0.05', or 'fairness.fnr_gap<=baseline+0.02' against the history's baseline run (needs --history); repeatable.")] = None,
     gate_policy: Annotated[str | None, typer.Option(help="interval (default) | point.")] = None,
     fail_on: Annotated[str | None, typer.Option(help="Statuses that exit 1: fail (default), inconclusive, warn (comma-separated).")] = None,
     allow_empty_gates: Annotated[bool, typer.Option("--allow-empty-gates", help="Exit 0 although a gate had no value to judge (by default such a gate exits 1).")] = False,
     plugin: Annotated[list[str] | None, typer.Option(help="Run only this plugin; repeatable.")] = None,
+    history: Annotated[str | None, typer.Option(metavar="FILE", help="Audit history (SQLite): record this run there; baseline gates ('fairness.fnr_gap<=baseline+0.02') read its last accepted run.")] = None,
+    accept: Annotated[bool, typer.Option("--accept", help="Record this run as accepted: the baseline of later runs (needs --history).")] = False,
     out: Annotated[str | None, typer.Option(help="Output folder.")] = None,
     format: Annotated[str | None, typer.Option("--format", help="Comma-separated: html (board edition), technical (full report), json, junit, md, pdf (board), technical_pdf, model_card.")] = None,
     min_cell: Annotated[str | None, typer.Option(metavar="INTEGER", help="Suppress cells with fewer cases (default 10).")] = None,
@@ -111,7 +113,7 @@ def run(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks; re-raise plugin errors.")] = False,
 ) -> None:
     """Run the audit and write the reports; exit 0 (gates hold), 1 (a gate failed), 4 (bad input)."""
-    from audit.errors import AuditError
+    from audit.errors import AuditError, ConfigError
 
     restore_sigterm = _sigterm_as_interrupt()
     try:
@@ -124,13 +126,18 @@ def run(
                 "plugins": plugin, "out": out, "formats": format, "min_cell": min_cell,
                 "attestations": attestations, "drop_missing": drop_missing or None, "seed": seed,
                 "continue_without_pdf": continue_without_pdf or None,
-                "allow_empty_gates": allow_empty_gates or None,
+                "allow_empty_gates": allow_empty_gates or None, "history": history,
             },
             fairness={"threshold": threshold, "operating_point": operating_point, "intersections": intersection,
                       "bootstrap": bootstrap, "correction": correction,
                       "no_finding_label": no_finding_label},
         )
-        code = _execute(cfg, quiet=quiet, debug=debug)
+        if cfg.history is not None:
+            cfg = _prepare_history(cfg)
+        elif accept:
+            raise ConfigError("--accept marks the run accepted in the audit history: pass --history FILE "
+                              "(or set run.history) as well.")
+        code = _execute(cfg, quiet=quiet, debug=debug, accept=accept)
     except AuditError as exc:
         if _SIGNALLED:
             typer.echo("interrupted", err=True)
@@ -199,7 +206,33 @@ def _int_flag(value: str, name: str) -> int:
         raise ConfigError(f"{name}: '{value}' is not an integer.") from None
 
 
-def _execute(cfg, *, quiet: bool, debug: bool) -> int:
+def _prepare_history(cfg):
+    """Before any work: the history must be usable, and baseline gates get their baseline."""
+    from dataclasses import replace
+
+    from audit.history import check_history, resolve_baselines
+
+    check_history(cfg.history)
+    return replace(cfg, gates=resolve_baselines(cfg.history, cfg.gates))
+
+
+def _record_run(result, path: Path, out: Path, accept: bool) -> str:
+    """Append the public record (what results.json holds without report.full_record)."""
+    import json
+    from dataclasses import replace
+
+    from audit.core.results import public_record
+    from audit.history import HistoryError, append_run
+
+    public = public_record(replace(result, full_record=False)) if result.full_record else result
+    try:
+        return append_run(path, json.loads(public.to_json()), accepted=True if accept else None)
+    except HistoryError as exc:
+        raise HistoryError(f"{exc} The reports were written to {str(out)!r}, but this run is not in the "
+                           "history.") from None
+
+
+def _execute(cfg, *, quiet: bool, debug: bool, accept: bool = False) -> int:
     from rich.console import Console
 
     from audit.core.progress import make_progress
@@ -214,12 +247,15 @@ def _execute(cfg, *, quiet: bool, debug: bool) -> int:
     else:
         result = run_audit(cfg, debug=debug)
     paths = write_reports(result, cfg.report.out, cfg.report.formats)
+    run_id = None if cfg.history is None else _record_run(result, cfg.history, cfg.report.out, accept)
     if not quiet:
-        _print_summary(console, result, paths)
+        recorded = None if run_id is None else f"recorded run {run_id[:8]} in {cfg.history}" + (
+            " (accepted)" if accept else "")
+        _print_summary(console, result, paths, recorded)
     return result.exit_code
 
 
-def _print_summary(console, result, paths) -> None:
+def _print_summary(console, result, paths, recorded: str | None = None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
@@ -241,6 +277,8 @@ def _print_summary(console, result, paths) -> None:
         console.print(f"[yellow]warning:[/yellow] {escape(w)}")
     for fmt, path in paths.items():
         console.print(escape(f"{fmt}: {path}"))
+    if recorded is not None:
+        console.print(escape(recorded))
     console.print(f"exit code {result.exit_code}")
 
 
@@ -345,6 +383,166 @@ def checklist(
     console = Console()
     console.print(format_checklist_table(chk, states))
     console.print(coverage_line(chk, states), soft_wrap=True)  # one line, as scripts read it
+
+
+@app.command()
+def history(
+    history: Annotated[Path, typer.Option("--history", metavar="FILE", help="The audit history written by `run --history`.")],
+    metric: Annotated[str | None, typer.Option(metavar="PLUGIN.ID", help="Show this metric's values over the runs.")] = None,
+    group: Annotated[list[str] | None, typer.Option(metavar="COLUMN=VALUE", help="With --metric: the record's group; repeat for an intersection (default: overall).")] = None,
+    label: Annotated[str | None, typer.Option(help="With --metric: the record's label (multi-label audits).")] = None,
+    reference: Annotated[str | None, typer.Option(help="With --metric: best | overall | development, for a gap with several references.")] = None,
+    out: Annotated[Path | None, typer.Option(metavar="FILE", help="With --metric: draw the trend to FILE.html, .svg or .png.")] = None,
+    accept: Annotated[str | None, typer.Option(metavar="RUN_ID", help="Mark this run accepted (an id or its first characters): the baseline of later runs.")] = None,
+    debug: Annotated[bool, typer.Option("--debug")] = False,
+) -> None:
+    """List the recorded runs, show one metric over them (--metric), or accept a run (--accept)."""
+    from rich.console import Console
+
+    from audit import history as hist
+    from audit.errors import AuditError, ConfigError
+
+    console = Console()
+    if not console.is_terminal:  # a pipe or a CI log: whole rows rather than folded cells
+        console = Console(width=200)
+    try:
+        if metric is None and (group or label or reference or out):
+            raise ConfigError("--group, --label, --reference and --out select a metric's record: pass --metric PLUGIN.ID.")
+        if accept is not None:
+            if metric is not None:
+                raise ConfigError("--accept marks a run; pass it without --metric.")
+            run_id = _run_id(hist.list_runs(history), accept, history)
+            hist.mark_accepted(history, run_id, True)
+            base = next((r.id for r in hist.list_runs(history) if r.baseline), None)
+            typer.echo(f"run {run_id[:8]} accepted: " + ("it is the baseline of later runs" if base == run_id else
+                       f"the baseline stays run {str(base)[:8]}, accepted later"))
+            return
+        if metric is None:
+            runs = hist.list_runs(history)
+            if not runs:
+                raise hist.HistoryError(f"No runs recorded in {str(history)!r}.")
+            console.print(_runs_table(runs))
+            return
+        series = hist.metric_series(history, metric, label=label, group=_group(group), reference=reference)
+        if not series:
+            raise _no_series(hist, history, metric, _group(group), label)
+        # Drawn before anything is printed, so a bad --out is the one line of output.
+        trend = None if out is None else hist.render_trend(series, out)
+        console.print(_series_table(series))
+        if trend is not None:
+            typer.echo(f"trend: {trend}")
+    except AuditError as exc:
+        _fail(exc, debug)
+
+
+def _run_id(runs, prefix: str, path: Path) -> str:
+    """The full id of the one run whose id starts with ``prefix`` (the table shows 8 characters)."""
+    from audit.history import HistoryError
+
+    found = [r.id for r in runs if r.id.startswith(prefix)] if prefix else []
+    if len(found) != 1:
+        what = "No run" if not found else f"{len(found)} runs have an id that starts with"
+        raise HistoryError(f"{what} {prefix!r} in {str(path)!r}; `future-audit history --history {path}` lists "
+                           "the run ids.")
+    return found[0]
+
+
+def _group(pairs: list[str] | None) -> dict[str, str] | None:
+    from audit.errors import ConfigError
+
+    if not pairs:
+        return None
+    out = {}
+    for pair in pairs:
+        column, sep, value = pair.partition("=")
+        if not sep or not column.strip():
+            raise ConfigError(f"--group {pair!r}: expected COLUMN=VALUE, e.g. --group sex=F.")
+        out[column.strip()] = value.strip()
+    return out
+
+
+def _no_series(hist, path: Path, metric: str, group, label):
+    """Why a metric has no values: which records the latest run holds, or which metric ids."""
+    from audit.errors import UnknownMetricError
+
+    runs = hist.list_runs(path)
+    if not runs:
+        return hist.HistoryError(f"No runs recorded in {str(path)!r}.")
+    plugin, _, name = metric.partition(".")
+    records = hist.metric_records(path, runs[-1].id)
+    same = [m for m in records if m["plugin"] == plugin and m["id"] == name]
+    if not same:
+        ids = sorted({f"{m['plugin']}.{m['id']}" for m in records})
+        shown = ", ".join(ids[:12]) + (f", ... ({len(ids)} in all)" if len(ids) > 12 else "")
+        return UnknownMetricError(f"Metric {metric!r} is not in the latest run of {str(path)!r}. "
+                                  f"Metric ids there: {shown or 'none'}.")
+    where = sorted({_where(m["group"], m["label"], m["reference"]) for m in same})
+    shown = "; ".join(where[:8]) + (f"; ... ({len(where)} in all)" if len(where) > 8 else "")
+    return hist.HistoryError(f"No run of {str(path)!r} has {metric} for {_where(group, label, None)}. "
+                             f"Its records in the latest run: {shown} (select one with --group, --label, --reference).")
+
+
+def _where(group, label, reference) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in group.items()) if group else "overall"
+    return text + (f" [label {label}]" if label else "") + (f" vs {reference}" if reference else "")
+
+
+def _short_time(time: str | None) -> str:
+    return "" if not time else time[:19].replace("T", " ")
+
+
+def _runs_table(runs):
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="audit history")
+    for column in ("run", "finished", "status", "exit", "commit", "model", "data", "metrics", "accepted", "baseline"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("run", "finished", "exit", "metrics"))
+    for r in runs:
+        accepted = {True: "yes", False: "no", None: ""}[r.accepted]
+        table.add_row(escape(r.id[:8]), escape(_short_time(r.time)), escape(r.status), str(r.exit_code),
+                      escape((r.commit or "")[:8]), escape(r.model_hash or ""), escape(r.data_hash or ""),
+                      str(r.n_metrics), accepted, "baseline" if r.baseline else "")
+    return table
+
+
+def _series_table(series):
+    from rich.markup import escape
+    from rich.table import Table
+
+    p = series[0]
+    table = Table(title=escape(f"{p.plugin}.{p.metric_id} ({_where(p.group, p.label, p.reference)})"))
+    for column in ("run", "finished", "commit", "value", "interval", "n", "accepted"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("run", "finished", "value"))
+    for s in series:
+        value = f"{s.value:.6g}" if s.value is not None else ("suppressed" if s.suppressed else "undefined")
+        interval = "" if s.ci_low is None or s.ci_high is None else f"[{s.ci_low:.6g}, {s.ci_high:.6g}]"
+        table.add_row(escape(s.run_id[:8]), escape(_short_time(s.time)), escape((s.commit or "")[:8]), value,
+                      interval, "" if s.n is None else str(s.n), {True: "yes", False: "no", None: ""}[s.accepted])
+    return table
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="results.json of the earlier run (A).")],
+    b: Annotated[Path, typer.Argument(help="results.json of the later run (B).")],
+    metric: Annotated[str | None, typer.Option(metavar="PLUGIN.ID", help="Compare only this metric; exit 1 when it got worse beyond its interval.")] = None,
+    debug: Annotated[bool, typer.Option("--debug")] = False,
+) -> None:
+    """Print what changed from A to B (markdown); with --metric, exit 1 when that metric got worse."""
+    from audit.compare import compare_results, format_comparison, read_results
+    from audit.errors import AuditError
+
+    names = (str(a), str(b))
+    try:
+        comparison = compare_results(read_results(a), read_results(b), metric=metric, names=names)
+        worse = metric is not None and comparison.worse(metric)
+    except AuditError as exc:
+        _fail(exc, debug)
+    typer.echo(format_comparison(comparison, names=names), nl=False)
+    if worse:
+        typer.echo(f"{metric} got worse beyond its interval", err=True)
+        raise typer.Exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:

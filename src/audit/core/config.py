@@ -32,8 +32,10 @@ _MODEL_KEYS = {"path", "trusted_types"}
 _REPORT_KEYS = {"out", "formats", "min_cell", "attestations", "continue_without_pdf", "full_record",
                 "keep_small_numerators", "display_names", "record_paths"}
 _DISPLAY_NAME_KEYS = ("labels", "columns", "values")
-_RUN_KEYS = {"plugins", "gate_policy", "fail_on", "seed", "allow_empty_gates"}
+_RUN_KEYS = {"plugins", "gate_policy", "fail_on", "seed", "allow_empty_gates", "history"}
 _GATE_RE = re.compile(r"^\s*([A-Za-z_][\w-]*)\.([A-Za-z_]\w*)\s*(<=|>=|<|>)\s*(.+?)\s*$")
+# The right-hand side of a baseline gate: ``baseline``, ``baseline+0.02``, ``baseline - 0.01``.
+_BASELINE_RE = re.compile(r"^baseline(?:\s*([+-])\s*(.+?))?\s*$")
 
 
 @dataclass(frozen=True)
@@ -96,13 +98,50 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class BaselineRecord:
+    """One metric record of the baseline run, as a baseline gate matches it.
+
+    ``group`` is the record's group as sorted (column, value) pairs (None: overall);
+    ``value`` is None when the baseline has no published value, ``reason`` then says why.
+    """
+
+    label: str | None
+    group: tuple[tuple[str, str], ...] | None
+    reference: str | None
+    value: float | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The baseline a gate such as ``fairness.fnr_gap<=baseline+0.02`` is judged against.
+
+    ``history`` is the history file's name (as the gate message shows it); ``run_id`` the
+    baseline run, None when the history has no run that counts as accepted; ``records`` the
+    baseline's records of the gate's metric.
+    """
+
+    history: str
+    run_id: str | None
+    records: tuple[BaselineRecord, ...] = ()
+
+
+@dataclass(frozen=True)
 class GateSpec:
-    """A threshold on a metric id, e.g. ``fairness.fnr_gap <= 0.05``."""
+    """A threshold on a metric id, e.g. ``fairness.fnr_gap <= 0.05``.
+
+    With ``baseline`` set the threshold is relative: ``threshold`` is the offset added to the
+    value of the same record in the baseline run (``fairness.fnr_gap<=baseline+0.02``), and
+    ``baseline_run`` holds that run's records once the history has been read
+    (:func:`audit.history.resolve_baselines`).
+    """
 
     plugin: str
     metric: str
     operator: str
     threshold: float
+    baseline: bool = False
+    baseline_run: Baseline | None = None
 
     @property
     def metric_id(self) -> str:
@@ -110,7 +149,10 @@ class GateSpec:
 
     @property
     def expression(self) -> str:
-        return f"{self.metric_id}{self.operator}{self.threshold:g}"
+        if not self.baseline:
+            return f"{self.metric_id}{self.operator}{self.threshold:g}"
+        offset = "" if self.threshold == 0 else f"{self.threshold:+g}"
+        return f"{self.metric_id}{self.operator}baseline{offset}"
 
 
 @dataclass(frozen=True)
@@ -132,6 +174,9 @@ class AuditConfig:
     # The folder that relative paths of the config were read against (the config file's
     # folder, or the working directory without one): recorded paths are shown relative to it.
     base_dir: Path | None = None
+    # The audit history (run.history, --history): the run is recorded there and baseline
+    # gates read their thresholds from its last accepted run.
+    history: Path | None = None
 
     def shown_path(self, path: str | Path | None) -> str | None:
         """A path as results.json records it: absolute only with ``report.record_paths``;
@@ -345,6 +390,13 @@ def build_config(
 
     gates = [parse_gate_table(g, i) for i, g in enumerate(_gate_list(raw.get("gates", [])))]
     gates += [parse_gate(expr) for expr in flags.get("gates") or ()]
+    history = path_of(run_raw, "history", "run.history", "history")
+    relative = next((g for g in gates if g.baseline), None)
+    if relative is not None and history is None:
+        raise ConfigError(
+            f"Gate '{relative.expression}' compares with a baseline, which is read from an audit history: "
+            "pass --history FILE or set run.history, or give the gate a number."
+        )
 
     plugins = _pick(flags, "plugins", run_raw, "plugins")
     plugins = None if plugins is None or plugins == [] else _strs(plugins, "run.plugins")
@@ -370,20 +422,43 @@ def build_config(
     return AuditConfig(
         data=data, model=model, report=report, gates=tuple(gates), plugins=plugins,
         plugin_params=plugin_params, gate_policy=gate_policy, fail_on=fail_on, seed=seed,
-        source=source, allow_empty_gates=allow_empty, base_dir=Path(base_dir).resolve(),
+        source=source, allow_empty_gates=allow_empty, base_dir=Path(base_dir).resolve(), history=history,
     )
 
 
 def parse_gate(expression: str) -> GateSpec:
-    """Parse ``plugin.metric<=0.05`` (operators <=, <, >=, >)."""
+    """Parse ``plugin.metric<=0.05`` (operators <=, <, >=, >), or a baseline gate:
+    ``plugin.metric<=baseline+0.02``, ``>=baseline-0.01``, ``<=baseline``."""
     m = _GATE_RE.match(expression or "")
     if not m:
         raise ConfigError(
-            f"Gate '{expression}' is not of the form PLUGIN.METRIC OP NUMBER "
-            f"(e.g. 'fairness.fnr_gap<=0.05'; operators {' '.join(OPERATORS)})."
+            f"Gate '{expression}' is not of the form PLUGIN.METRIC OP NUMBER or PLUGIN.METRIC OP baseline[+-NUMBER] "
+            f"(e.g. 'fairness.fnr_gap<=0.05', 'fairness.fnr_gap<=baseline+0.02'; operators {' '.join(OPERATORS)})."
         )
-    plugin, metric, op, number = m.groups()
-    return GateSpec(plugin, metric, op, _threshold(number, f"gate '{expression}'"))
+    plugin, metric, op, rhs = m.groups()
+    offset = _baseline_offset(rhs, f"gate '{expression}'")
+    if offset is not None:
+        return GateSpec(plugin, metric, op, offset, baseline=True)
+    return GateSpec(plugin, metric, op, _threshold(rhs, f"gate '{expression}'"))
+
+
+def _baseline_offset(text: Any, where: str) -> float | None:
+    """The offset of ``baseline``, ``baseline+X`` or ``baseline-X``; None for anything else."""
+    if not isinstance(text, str):
+        return None
+    m = _BASELINE_RE.match(text.strip())
+    if not m:
+        if text.strip().lower().startswith("baseline"):
+            raise ConfigError(f"{where}: '{text}' is not 'baseline', 'baseline+NUMBER' or 'baseline-NUMBER' "
+                              "(e.g. baseline+0.02).")
+        return None
+    sign, number = m.groups()
+    if sign is None:
+        return 0.0
+    if number[:1] in "+-":
+        raise ConfigError(f"{where}: '{text}' has two signs; write e.g. baseline+0.02 or baseline-0.01.")
+    x = _threshold(number, where)
+    return x if sign == "+" else -x
 
 
 def parse_gate_table(table: Any, index: int) -> GateSpec:
@@ -401,6 +476,9 @@ def parse_gate_table(table: Any, index: int) -> GateSpec:
     if op not in OPERATORS:
         raise ConfigError(f"{where}.op: '{op}' is not one of {' '.join(OPERATORS)}.")
     plugin, name = metric.split(".", 1)
+    offset = _baseline_offset(table["threshold"], f"{where}.threshold")
+    if offset is not None:
+        return GateSpec(plugin, name, op, offset, baseline=True)
     return GateSpec(plugin, name, op, _threshold(table["threshold"], f"{where}.threshold"))
 
 

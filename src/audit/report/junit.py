@@ -33,7 +33,7 @@ from datetime import datetime
 from audit.core.results import AuditResult, PluginResult, Status
 from audit.report import context
 from audit.report.formatting import check_text, fmt_number, min_cell
-from audit.report.markdown import threshold_text
+from audit.report.markdown import check_threshold_text, gate_threshold_text
 from audit.report.names import DisplayNames
 from audit.report.suppression import for_display
 from audit.report.text import clean, for_plain_text, shorten
@@ -69,7 +69,7 @@ def _gate_cases(result: AuditResult, names: DisplayNames) -> list[_Case]:
     cases = []
     for g in result.gates:
         metric_id = g.metric.rsplit(".", 1)[-1]
-        threshold = threshold_text(metric_id, g.operator, g.threshold)
+        threshold = gate_threshold_text(g)
         lines = [f"threshold: {names.metric(metric_id)} {threshold} ({g.policy} policy)"] if g.checks else []
         for c in g.checks:
             if c.status == Status.PASS:
@@ -80,7 +80,12 @@ def _gate_cases(result: AuditResult, names: DisplayNames) -> list[_Case]:
             if c.reference:
                 where += f" vs {_REFERENCE.get(c.reference, c.reference)}"
             value = check_text(metric_id, c.value, c.ci, c.suppressed, limit)
-            lines.append(f"{where}: {value} -> {c.status}")
+            # A baseline gate holds each group to its own number: name it beside the value.
+            own = ""
+            if g.baseline is not None:
+                own = (" (no baseline value)" if c.threshold is None and not c.suppressed
+                       else f" (threshold {check_threshold_text(g, c)})")
+            lines.append(f"{where}: {value} -> {c.status}{own}")
         cases.append(_Case("future-audit.gates", g.expression, g.status, g.message, "\n".join(lines),
                            empty=g.empty))
     return cases

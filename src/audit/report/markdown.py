@@ -17,10 +17,20 @@ from __future__ import annotations
 
 import re
 
-from audit.core.results import AuditResult, GateResult, PluginResult, Status
+from audit.core.results import AuditResult, GateCheck, GateResult, PluginResult, Status
 from audit.report import context
 from audit.report.calibration import is_calibration, overall_values
-from audit.report.formatting import check_text, display_name, fmt_number, min_cell, suppressed_why
+from audit.report.formatting import (
+    POINTS_IDS,
+    SIGNED_POINTS_IDS,
+    base_id,
+    check_text,
+    display_name,
+    fmt_number,
+    is_rate,
+    min_cell,
+    suppressed_why,
+)
 from audit.report.names import DisplayNames
 from audit.report.suppression import for_display
 from audit.report.text import clean, for_plain_text, shorten
@@ -68,6 +78,39 @@ def md_escape(text: object) -> str:
 def threshold_text(metric_id: str, operator: str, threshold: float) -> str:
     """``≤ 5.0 pp``: a threshold in the metric's own units (a gap's sign left out)."""
     return f"{_OPS.get(operator, operator)} {fmt_number(metric_id, threshold).removeprefix('+')}"
+
+
+def baseline_text(metric_id: str, offset: float) -> str:
+    """``baseline + 2.0 pp``: a baseline gate's threshold, the offset in the metric's units
+    (a difference of rates in percentage points, whether or not the metric is a gap)."""
+    if offset == 0:
+        return "baseline"
+    amount = abs(offset)
+    if is_rate(base_id(metric_id)) or metric_id in POINTS_IDS or metric_id in SIGNED_POINTS_IDS:
+        shown = f"{round(amount * 100, 1) + 0.0:.1f} pp"
+    else:
+        shown = fmt_number(metric_id, amount).removeprefix("+")
+    return f"baseline {'+' if offset > 0 else '-'} {shown}"
+
+
+def gate_threshold_text(gate: GateResult) -> str:
+    """``≤ 5.0 pp``, or for a baseline gate ``≤ baseline + 2.0 pp``: what the gate holds
+    every value to (a baseline gate's numbers differ from group to group)."""
+    metric_id = gate.metric.rsplit(".", 1)[-1]
+    if gate.baseline is not None:
+        return f"{_OPS.get(gate.operator, gate.operator)} {baseline_text(metric_id, gate.baseline['offset'])}"
+    return threshold_text(metric_id, gate.operator, gate.threshold)
+
+
+def check_threshold_text(gate: GateResult, check: GateCheck) -> str:
+    """The threshold one value was held to: a baseline gate's per-group number (``≤ 5.6 pp``),
+    ``no baseline value`` where it had none; a suppressed check shows only the rule, as its
+    number would give the baseline's value of a group that is suppressed now."""
+    if gate.baseline is None or check.suppressed:
+        return gate_threshold_text(gate)
+    if check.threshold is None:
+        return "no baseline value"
+    return threshold_text(gate.metric.rsplit(".", 1)[-1], gate.operator, check.threshold)
 
 
 def cell_text(cell: Cell) -> str:
@@ -123,8 +166,11 @@ def _undecided_why(check, gate: GateResult, flags: dict, limit: int) -> str:
     key = (tuple(sorted((check.group or {}).items())), check.label, check.reference)
     if "under_powered" in flags.get(key, ()):
         return "under-powered group"
+    threshold = check.threshold if gate.baseline is not None else gate.threshold
+    if threshold is None:
+        return "no baseline value to compare with"
     holds = _HOLDS.get(gate.operator)
-    if check.ci is not None and holds is not None and not any(holds(x, gate.threshold) for x in check.ci):
+    if check.ci is not None and holds is not None and not any(holds(x, threshold) for x in check.ci):
         return "beyond the threshold, but not once corrected for the other comparisons"
     return "its interval includes the threshold"
 
@@ -143,7 +189,7 @@ def _gate_detail(g: GateResult, plugins: dict[str, PluginResult], names: Display
         (tuple(sorted((m.group or {}).items())), m.label, m.reference): m.flags
         for m in (plugin.metrics if plugin is not None else ()) if m.id == metric_id
     }
-    threshold = threshold_text(metric_id, g.operator, g.threshold)
+    threshold = gate_threshold_text(g)
     lines = ["", (f"{head}: {len(bad)} of {len(g.checks)} values fail or cannot be decided against "
                   f"{md_escape(names.metric(metric_id))} {md_escape(threshold)} ({md_escape(g.policy)} policy).")]
     if g.empty:
@@ -163,7 +209,7 @@ def _gate_detail(g: GateResult, plugins: dict[str, PluginResult], names: Display
         if compared:
             row.append(md_escape(_REFERENCE.get(c.reference or "", c.reference or "—")))
         value = "suppressed" if c.suppressed else check_text(metric_id, c.value, c.ci, c.suppressed, limit)
-        row += [md_escape(value), md_escape(threshold), status]
+        row += [md_escape(value), md_escape(check_threshold_text(g, c)), status]
         rows.append(row)
     lines += ["", *_table(headers, rows)]
     if len(bad) > MAX_CHECK_ROWS:

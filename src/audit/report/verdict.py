@@ -434,10 +434,22 @@ def _threshold_words(metric_id: str, value: float) -> str:
     return f"{value:g}"
 
 
+def _baseline_words(metric_id: str, offset: float) -> str:
+    # The offset is a difference: a rate's is in points, whether or not the metric is a gap.
+    if offset == 0:
+        return "baseline"
+    amount = abs(offset)
+    shown = f"{round(amount * 100, 2):g} points" if is_rate(base_id(metric_id)) else _threshold_words(metric_id, amount)
+    return f"baseline {'+' if offset > 0 else '-'} {shown}"
+
+
 def gate_words(gate: GateResult, display: DisplayNames | None = None) -> str:
-    """A gate in words: "gap in missed cases (FNR) to all patients ≤ 15 points"."""
+    """A gate in words: "gap in missed cases (FNR) to all patients ≤ 15 points"; a baseline
+    gate: "... ≤ baseline + 2 points" (each group's baseline value plus the offset)."""
     metric_id = gate.metric.rsplit(".", 1)[-1]
     op = _OPERATORS.get(gate.operator, gate.operator)
+    if gate.baseline is not None:
+        return f"{DisplayNames.metric(metric_id)} {op} {_baseline_words(metric_id, gate.baseline['offset'])}"
     return f"{DisplayNames.metric(metric_id)} {op} {_threshold_words(metric_id, gate.threshold)}"
 
 
