@@ -90,6 +90,9 @@ class Metric:
         The interval at the simultaneous level ``1 - (1 - level) / m`` of its family of m
         comparisons (every metric with this id; Bonferroni). Gates judge FAIL on it, so a gate
         over many groups keeps its error rate. Added in schema 1.1.
+    feature : str or None
+        The input column a per-feature metric describes (drift of ``age``); None otherwise.
+        Added in schema 1.4.
     """
 
     id: str
@@ -109,6 +112,7 @@ class Metric:
     flags: tuple[str, ...] = ()
     suppressed: bool = False
     ci_simultaneous: tuple[float, float] | None = None
+    feature: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "value", _clean_number(self.value))
@@ -263,7 +267,15 @@ class PluginResult:
 
 @dataclass(frozen=True)
 class GateCheck:
-    """The outcome of a gate on one metric value (one group, label or reference)."""
+    """The outcome of a gate on one metric value (one group, label or reference).
+
+    ``threshold`` (schema 1.4) is the number this value was judged against: the gate's own
+    threshold, or for a baseline gate the baseline run's value of the same record plus the
+    offset. It is None when the value was judged against no number (a baseline gate whose
+    baseline has no value for this record), when the check is suppressed (the public record
+    withholds it with the value: a baseline threshold gives the baseline's value of a group
+    that is suppressed now), and in results written before the field existed.
+    """
 
     group: dict[str, str] | None
     value: float | None
@@ -272,17 +284,34 @@ class GateCheck:
     label: str | None = None
     reference: str | None = None
     suppressed: bool = False
+    threshold: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
         object.__setattr__(self, "value", _clean_number(self.value))
+        object.__setattr__(self, "threshold", _clean_number(self.threshold))
         if self.ci is not None:
             object.__setattr__(self, "ci", (float(self.ci[0]), float(self.ci[1])))
 
 
+def _file_name(name: object) -> str | None:
+    # Only the file's name is ever recorded, whichever separator a path was written with.
+    if name is None:
+        return None
+    return str(name).replace("\\", "/").rsplit("/", 1)[-1]
+
+
 @dataclass(frozen=True)
 class GateResult:
-    """A gate such as ``fairness.fnr_gap<=0.05`` evaluated over every group."""
+    """A gate such as ``fairness.fnr_gap<=0.05`` evaluated over every group.
+
+    ``baseline`` (schema 1.4) is set on a baseline gate (``fairness.fnr_gap<=baseline+0.02``)
+    and None on any other: ``{"run_id": ..., "history": ..., "offset": ...}``, the baseline
+    run (None when the history has no accepted run), the history's file name (never a path;
+    None when the history was never read) and the offset added to each baseline value. Each
+    check's ``threshold`` then says what that value was held to; ``threshold`` here is the
+    loosest of those over the checks that are not suppressed (the offset when there is none).
+    """
 
     expression: str
     metric: str
@@ -295,10 +324,22 @@ class GateResult:
     # No value could be judged (none produced, or every one undefined, suppressed or
     # under-powered): such a gate is never a pass, and exits 1 unless empty gates are allowed.
     empty: bool = False
+    baseline: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
         object.__setattr__(self, "checks", tuple(self.checks))
+        if self.baseline is not None:
+            b = self.baseline
+            offset = _clean_number(b.get("offset"))
+            if offset is None:
+                raise ValueError(f"gate {self.expression}: baseline.offset is {b.get('offset')!r}, not a finite number")
+            run_id = b.get("run_id")
+            object.__setattr__(self, "baseline", {
+                "run_id": None if run_id is None else str(run_id),
+                "history": _file_name(b.get("history")),
+                "offset": offset,
+            })
 
 
 @dataclass(frozen=True)
@@ -407,7 +448,7 @@ def public_record(result: AuditResult) -> AuditResult:
     A suppressed metric keeps its id, group, label and reference and loses its value,
     intervals, p-values, n, denominator, flags and reason ("undefined" is itself suppressed,
     since it tells that a count is 0); every metric of a group whose ``n`` is suppressed loses
-    its ``n``; gate checks on suppressed metrics lose their values. With
+    its ``n``; gate checks on suppressed metrics lose their values and thresholds. With
     ``report.full_record = true`` the result is returned unchanged, marked ``full_record``.
     """
     if result.full_record:
@@ -420,7 +461,7 @@ def public_record(result: AuditResult) -> AuditResult:
                             curves=tuple(_relabel_curve(c, relabel) for c in p.curves))
                     for p in result.plugins)
     gates = tuple(replace(g, checks=tuple(
-        _relabel_check(replace(c, value=None, ci=None) if c.suppressed else c, relabel)
+        _relabel_check(replace(c, value=None, ci=None, threshold=None) if c.suppressed else c, relabel)
         for c in g.checks)) for g in result.gates)
     return replace(result, plugins=plugins, gates=gates)
 
@@ -476,7 +517,7 @@ def _public_metrics(metrics: tuple[Metric, ...]) -> tuple[Metric, ...]:
         if m.suppressed:
             m = Metric(id=m.id, value=None, group=m.group, label=m.label, reference=m.reference,
                        reference_group=m.reference_group, level=m.level, suppressed=True,
-                       reason=SUPPRESSED_REASON)
+                       reason=SUPPRESSED_REASON, feature=m.feature)
         elif where(m)[0] in hidden_n_any_label:  # n is shared by every label of a group
             m = replace(m, n=None)
         out.append(m)

@@ -42,12 +42,15 @@ def load_inputs(config: AuditConfig) -> tuple[Dataset, Dataset | None, Any]:
     from audit.io.models import load_model
 
     use_model = config.model.path is not None
+    # Features named in a predictions-only audit are read too: drift and site identifiability
+    # are about the inputs, whether or not the model is called here.
+    need_features = use_model or bool(config.data.features)
     data = load_dataset(config.data.path, config.data, name="data",
-                        need_features=use_model, need_scores=not use_model)
+                        need_features=need_features, need_scores=not use_model)
     reference = None
     if config.data.reference is not None:
         reference = load_dataset(config.data.reference, config.data, name="reference",
-                                 need_features=use_model, need_scores=not use_model)
+                                 need_features=need_features, need_scores=not use_model)
     model = load_model(
         config.model.path,
         score_columns=() if use_model else config.data.score,

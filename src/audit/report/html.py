@@ -47,6 +47,7 @@ from audit.report.names import DisplayNames
 from audit.report.suppression import for_display
 from audit.report.templates import environment
 from audit.report.text import Names, Part, phrase_html
+from audit.report.traceability import TraceabilityView, is_traceability, traceability_view
 from audit.report.universality import (
     UniversalityView,
     is_universality,
@@ -148,6 +149,7 @@ class PluginView:
     # audit.report.calibration).
     universality: UniversalityView | None = None
     calibration: CalibrationView | None = None
+    traceability: TraceabilityView | None = None
 
 
 def _figure(data) -> FigureView | None:
@@ -211,11 +213,15 @@ def plugin_view(plugin: PluginResult, limit: int, names: DisplayNames | None = N
         methods=methods_view(plugin),
         warnings=plugin.warnings,
     )
-    if is_universality(plugin) or is_calibration(plugin):
-        # Sites and calibration curves have sections of their own: a table of every metric by
-        # site and the gap matrices were 77 rows × 30 metrics in the demo, most of them hidden.
-        own = {"universality": universality_view(plugin, limit, names)} if is_universality(plugin) else {
-            "calibration": calibration_view(plugin, limit, names)}
+    if is_universality(plugin) or is_calibration(plugin) or is_traceability(plugin):
+        # Sites, calibration curves and drift have sections of their own: a table of every
+        # metric by site and the gap matrices were 77 rows × 30 metrics in the demo, most hidden.
+        if is_universality(plugin):
+            own = {"universality": universality_view(plugin, limit, names)}
+        elif is_calibration(plugin):
+            own = {"calibration": calibration_view(plugin, limit, names)}
+        else:
+            own = {"traceability": traceability_view(plugin)}
         return PluginView(**header, tables=(), threshold_figures=(), gaps=(), other_gaps=None,
                           secondary_gaps=None, **own)
     tables = group_tables(plugin, limit, names)
@@ -346,7 +352,7 @@ def board_plugin_view(plugin: PluginResult, limit: int, names: DisplayNames | No
     grouping of the headline analysis (the only one, or in multi-label mode the
     underdiagnosis rate) the key metric's plot and its largest gap."""
     names = names or DisplayNames()
-    if is_universality(plugin) or is_calibration(plugin):
+    if is_universality(plugin) or is_calibration(plugin) or is_traceability(plugin):
         return _board_own_view(plugin, limit, names)
     tables = [t for t in group_tables(plugin, limit, names) if t.grouping]
     headline = [t for t in tables if t.label is None] or tables[:1]
@@ -395,6 +401,13 @@ def _board_own_view(plugin: PluginResult, limit: int, names: DisplayNames) -> Bo
         lead = phrase_html(parts) if parts else ""
         cards: list = []
         lines = [f for f in views if f.status != "PASS"] or views
+    elif is_traceability(plugin):
+        # Its findings say it in words (drift, performance against the reference, change over
+        # time): the worst as a card, the rest that are not PASS as lines.
+        figure = None
+        decided = [f for f in views if f.status in ("FAIL", "ERROR", "WARN")]
+        cards = decided[:1] or [f for f in views if f.status == "PASS"][:1]
+        lines = [f for f in decided[1:]]
     else:
         figure = overall_reliability(plugin, names)
         main = overall_finding(plugin)

@@ -25,7 +25,8 @@ __all__ = ["check_plugin", "toy_context", "toy_frame"]
 
 
 def toy_frame(n: int = 600, random_state: int = 0) -> pd.DataFrame:
-    """A small table with a patient id, two sensitive attributes, a site, a label and a score."""
+    """A small table with a patient id, two sensitive attributes, a site, a day number, a label
+    and a score."""
     rng = np.random.default_rng(random_state)
     y = rng.binomial(1, 0.3, n)
     return pd.DataFrame({
@@ -33,6 +34,7 @@ def toy_frame(n: int = 600, random_state: int = 0) -> pd.DataFrame:
         "sex": rng.choice(["F", "M"], n),
         "age_band": rng.choice(["0-40", "40-65", "65+"], n),
         "site": rng.choice(["A", "B", "C"], n),
+        "visit_day": np.sort(rng.integers(0, 90, n)),
         "y": y,
         "p": np.clip(0.3 + 0.3 * (y - 0.3) + rng.normal(0, 0.2, n), 0, 1).round(6),
     })
@@ -44,7 +46,7 @@ def toy_context(folder: Path | None = None, frame: pd.DataFrame | None = None) -
     path = folder / "toy.csv"
     (toy_frame() if frame is None else frame).to_csv(path, index=False)
     raw = {"data": {"path": str(path), "label": "y", "score": "p", "id": "patient_id",
-                    "sensitive": ["sex", "age_band"], "site": "site"},
+                    "sensitive": ["sex", "age_band"], "site": "site", "time": "visit_day"},
            "run": {"seed": 0}}  # a fixed seed: check_plugin compares two runs
     cfg = build_config(raw, base_dir=folder)
     data = load_dataset(path, cfg.data, name="data", need_features=False, need_scores=True)

@@ -15,7 +15,8 @@ from audit.testing import check_plugin
 @pytest.mark.parametrize("name", sorted(discover_plugins()))
 def test_installed_plugins_pass_the_contract(name):
     cls = discover_plugins()[name]
-    params = make_params(cls, {"bootstrap": 200}) if name == "fairness" else None
+    raw = {"fairness": {"bootstrap": 200}, "traceability": {"window": "14"}}.get(name)
+    params = make_params(cls, raw) if raw else None
     result = check_plugin(cls, params)
     assert result.metrics
 

@@ -9,11 +9,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
-from sklearn.metrics import roc_auc_score
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportions_ztest
 
-from audit.stats import drift
 from audit.stats.drift import (
     PSI_EPSILON,
     DriftThresholds,
