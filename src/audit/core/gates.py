@@ -114,7 +114,7 @@ def evaluate_gate(gate: GateSpec, result: PluginResult | None, policy: str) -> G
 
 def _check(m: Metric, status: Status, threshold: float | None) -> GateCheck:
     return GateCheck(group=m.group, value=m.value, ci=m.ci, label=m.label, reference=m.reference,
-                     suppressed=m.suppressed, status=status, threshold=threshold)
+                     suppressed=m.suppressed, status=status, threshold=threshold, feature=m.feature)
 
 
 def _baseline_record(gate: GateSpec) -> dict | None:

@@ -285,6 +285,8 @@ class GateCheck:
     reference: str | None = None
     suppressed: bool = False
     threshold: float | None = None
+    # The input column of a per-feature metric (a gate over drift_effect checks each feature).
+    feature: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))

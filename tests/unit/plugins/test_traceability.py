@@ -137,3 +137,22 @@ def test_bad_inputs_name_the_column_and_an_example(tmp_path):
     ref = cohort(rng, 300).assign(age=lambda d: d.age.astype(str) + " y")
     with pytest.raises(InputError, match="age"):
         audit(tmp_path, cohort(rng, 300), ref, features=["age"])
+
+
+def test_a_gate_on_drift_checks_each_feature_and_names_it(tmp_path):
+    from audit.report import render_junit, render_markdown
+
+    rng = np.random.default_rng(6)
+    ref, cur = cohort(rng, 800), cohort(rng, 800, age_shift=5.0)
+    cur.to_csv(tmp_path / "d.csv", index=False)
+    ref.to_csv(tmp_path / "r.csv", index=False)
+    raw = {"data": {"path": "d.csv", "reference": "r.csv", "label": "y", "score": "p", "features": ["age", "ward"]},
+           "traceability": {"threshold": 0.4}, "report": {"min_cell": 10},
+           "gates": [{"metric": "traceability.drift_effect", "op": "<=", "threshold": 0.25}]}
+    config = build_config(raw, base_dir=tmp_path, plugin_names=("traceability",))
+    result = run_audit(config, available=AVAILABLE, cwd=tmp_path)
+    [gate] = result.gates
+    checks = {c.feature: c for c in gate.checks}
+    assert set(checks) == {"age", "ward"}
+    assert checks["age"].status == Status.FAIL and checks["ward"].status == Status.PASS
+    assert "age" in render_markdown(result) and "age" in render_junit(result)
