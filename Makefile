@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo multisite test system-deps bench clean
+.PHONY: demo multisite drift test system-deps bench clean
 
 # Debian packages: pango for WeasyPrint's PDF, poppler-utils to check PDFs, Chromium for the
 # real-browser tests (driven by Playwright; never `playwright install`, which downloads).
@@ -44,6 +44,13 @@ multisite: $(STAMP) system-deps
 	if [ $$rc -gt 1 ]; then exit $$rc; fi; \
 	echo "multisite report: reports/multisite/report.html (exit code $$rc: 0 all gates hold, 1 a gate failed or could not decide)"
 
+# Drift of a simple cardiomegaly model on PadChest chest X-ray metadata (2013 against
+# 2014-2017, month by month) -> reports/drift/. Exit 1 only if a gate failed; 0 and 1 are success.
+drift: $(STAMP) system-deps
+	@$(BIN)/future-audit run --config examples/drift/audit.toml; rc=$$?; \
+	if [ $$rc -gt 1 ]; then exit $$rc; fi; \
+	echo "drift report: reports/drift/report.html (exit code $$rc)"
+
 # One worker per core; the browser tests share their fixtures on one worker (tests/browser/conftest.py).
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -n auto --dist loadgroup
@@ -52,4 +59,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fairness.py
 
 clean:
-	rm -rf $(VENV) reports/demo reports/multisite dist build
+	rm -rf $(VENV) reports/demo reports/multisite reports/drift dist build
