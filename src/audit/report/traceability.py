@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from audit.core.results import Metric, PluginResult
+from audit.report.figures import FigureView
 
 STATUS_WORDS = {"drift_large": "large drift", "drift_moderate": "moderate drift",
                 "drift_inconclusive": "possible drift (test not significant)"}
@@ -49,6 +50,7 @@ class TraceabilityView:
     windows: tuple[WindowRow, ...]
     shifts: tuple[str, ...]
     window_rule: str
+    trend: FigureView | None = None
 
 
 def _num(v: float | None, digits: int = 3) -> str:
@@ -139,4 +141,57 @@ def traceability_view(plugin: PluginResult) -> TraceabilityView:
                 shifts.append(f"{SHIFT_WORDS[m.id]}: {m.reason}.")
     return TraceabilityView(drift=drift, changes=tuple(changes), domain=domain,
                             window_headers=tuple(h for _, h in WINDOW_COLUMNS), windows=window_rows,
-                            shifts=tuple(shifts), window_rule=str(plugin.settings.get("window", "")))
+                            shifts=tuple(shifts), window_rule=str(plugin.settings.get("window", "")),
+                            trend=trend_figure(plugin))
+
+
+def trend_figure(plugin: PluginResult) -> FigureView | None:
+    """AUROC window by window with its 95% interval (published, adequately powered windows
+    only), and a dotted line where a shift of AUROC was found."""
+    windows = list(dict.fromkeys(m.group["window"] for m in plugin.metrics
+                                 if m.group and "window" in m.group and m.id == "n"))
+    auc = {m.group["window"]: m for m in plugin.metrics if m.id == "auroc" and m.group and "window" in m.group}
+    points = [(i, auc[w]) for i, w in enumerate(windows) if w in auc and not auc[w].suppressed
+              and auc[w].value is not None and "under_powered" not in auc[w].flags]
+    if len(points) < 2:
+        return None
+    # Only a shift of AUROC itself is drawn on the AUROC plot; the others are in words below it.
+    shift_at = [windows.index(m.group["window"]) for m in plugin.metrics
+                if m.id == "auroc_shift" and m.value is not None and m.group and m.group.get("window") in windows]
+    import io
+    import warnings
+
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    from audit.report.figures import _RC, BLUE, GREY, svg_data_uri
+
+    with matplotlib.rc_context(_RC), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig = Figure(figsize=(7.5, 3.0), layout="constrained")
+        ax = fig.add_subplot()
+        xs = [i for i, _ in points]
+        ax.errorbar(xs, [m.value for _, m in points],
+                    yerr=[[m.value - m.ci[0] if m.ci else 0 for _, m in points],
+                          [m.ci[1] - m.value if m.ci else 0 for _, m in points]],
+                    fmt="o", color=BLUE, markersize=4, linewidth=1.2, capsize=2)
+        for x in shift_at:
+            ax.axvline(x - 0.5, color=GREY, linestyle=":", linewidth=1.4)
+        step = max(1, len(windows) // 8)
+        ax.set_xticks(range(0, len(windows), step), [windows[i] for i in range(0, len(windows), step)],
+                      parse_math=False, fontsize=7)
+        low = min(m.ci[0] if m.ci else m.value for _, m in points)
+        ax.set_ylim(min(0.5, low - 0.02), 1.0)
+        ax.set_ylabel("AUROC", parse_math=False)
+        ax.grid(axis="y", color="#dddddd", linewidth=0.6)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    lo, hi = min(points, key=lambda p: p[1].value)[1], max(points, key=lambda p: p[1].value)[1]
+    alt = (f"AUROC in {len(points)} of {len(windows)} windows, from {lo.value:.2f} ({lo.group['window']}) to "
+           f"{hi.value:.2f} ({hi.group['window']})"
+           + (f"; AUROC shifts from window {windows[shift_at[0]]}" if shift_at else "; no shift of AUROC found") + ".")
+    caption = ("AUROC window by window: dots with their 95% intervals; windows that are suppressed or "
+               "under-powered are not drawn" + ("; the dotted line marks where the shift of AUROC starts." if shift_at else "."))
+    return FigureView(uris=(svg_data_uri(buf.getvalue()),), alt=alt, caption=caption)

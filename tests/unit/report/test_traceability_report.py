@@ -64,3 +64,16 @@ def test_section_renders_escaped_in_both_editions_and_markdown():
     board = render_html(result, edition="board")
     assert EVIL not in board and "Traceability" in board
     assert EVIL not in render_markdown(result)
+
+
+def test_trend_figure_draws_published_windows_and_the_shift():
+    from dataclasses import replace as _replace
+
+    p = plugin()
+    extra = (Metric("n", 400, n=400, group={"window": "2021-04"}),
+             Metric("auroc", 0.70, n=400, group={"window": "2021-04"}, ci=(0.64, 0.76)),
+             Metric("auroc_shift", -0.11, n=3, group={"window": "2021-04"}, reason="from 0.81 to 0.70"))
+    v = traceability_view(_replace(p, metrics=p.metrics + extra))
+    assert v.trend is not None and v.trend.uris[0].startswith("data:image/svg+xml;base64,")
+    assert "2 of 4 windows" in v.trend.alt and "AUROC shifts from window 2021-04" in v.trend.alt
+    assert traceability_view(p).trend is None  # one drawable window: no figure
