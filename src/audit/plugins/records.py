@@ -19,8 +19,9 @@ import pandas as pd
 
 from audit.core.results import SMALL_GROUP, Metric
 from audit.plugins.disaggregation import DENOMINATOR, NUMERATOR, Estimate, GroupingStats, GroupStats
+from audit.errors import ConfigError
 from audit.privacy import Count
-from audit.stats import adjust_pvalues, min_detectable_gap
+from audit.stats import adjust_pvalues, choose_threshold, min_detectable_gap
 
 
 def metric_record(mid, est: Estimate, n, group, label, flags, level, *, suppressed, denominator=None,
@@ -210,3 +211,29 @@ def grouping_records(
                                          reference_group=ref_group))
     return out, protected
 
+
+
+def shared_operating_point(ctx, threshold: float | None, rule: str | None,
+                           warnings: list[str]) -> tuple[str, float, str]:
+    """The one threshold a plugin applies to every group, site or window.
+
+    The plugin's own ``threshold``, else ``[fairness]``'s; else chosen by the plugin's rule (or
+    ``[fairness]``'s, default ``max-f1``) on the reference data, or on the audited data itself
+    with a warning. Returns ``(rule, threshold, how it was chosen, in words)``.
+    """
+    fair = ctx.config.plugin_params.get("fairness", {})
+    rule = rule or fair.get("operating_point") or "max-f1"
+    fixed = threshold if threshold is not None else fair.get("threshold")
+    label = ctx.labels[0]
+    if fixed is not None:
+        return rule, float(fixed), f"fixed at {float(fixed):g} (configured)"
+    if ctx.reference is not None:
+        y, s, where = ctx.reference.frame[label].to_numpy(), ctx.predictions("reference")[:, 0], "reference data"
+    else:
+        y, s, where = ctx.data.frame[label].to_numpy(), ctx.predictions("data")[:, 0], "audited data itself"
+        warnings.append("No reference data and no fixed threshold: the shared operating point was chosen on "
+                        "the audited data itself. Pass --reference or --threshold.")
+    if y.min() == y.max():
+        raise ConfigError(f"Cannot choose the operating point for '{label}' on the {where}: only one class "
+                          "is present. Pass --threshold.")
+    return rule, float(choose_threshold(y, s, rule)), f"{rule} on the {where}"

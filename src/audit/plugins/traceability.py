@@ -31,8 +31,8 @@ from audit.core.results import SMALL_GROUP, Finding, Metric, PluginResult, Statu
 from audit.errors import ConfigError, InputError
 from audit.plugins.base import AuditPlugin
 from audit.plugins.disaggregation import analyse_grouping
-from audit.plugins.records import grouping_records, patient_clusters, small_cell
-from audit.stats import auroc_influence, choose_threshold, influence_se, mover_interval, mover_p_value
+from audit.plugins.records import grouping_records, patient_clusters, shared_operating_point, small_cell
+from audit.stats import auroc_influence, influence_se, mover_interval, mover_p_value
 from audit.stats import parse_operating_point
 from audit.stats.change import detect_change
 from audit.stats.drift import DriftThresholds, domain_classifier, feature_drift, score_drift
@@ -153,10 +153,10 @@ class TraceabilityPlugin(AuditPlugin):
         frame = ctx.data.frame
         scores = ctx.predictions("data")[:, 0]
         y = frame[label].to_numpy(np.int8)
-        threshold, threshold_method = self._threshold(ctx)
+        warnings: list[str] = []
+        _, threshold, threshold_method = shared_operating_point(ctx, p.threshold, p.operating_point, warnings)
         metrics: list[Metric] = []
         findings: list[Finding] = []
-        warnings: list[str] = []
         settings: dict = {"label": label, "threshold": threshold, "threshold_method": threshold_method,
                           "interval_level": p.level, "thresholds": self._threshold_settings()}
         if ctx.reference is not None:
@@ -182,22 +182,6 @@ class TraceabilityPlugin(AuditPlugin):
         )
 
     # ------------------------------------------------------------------ inputs
-    def _threshold(self, ctx) -> tuple[float, str]:
-        p: TraceabilityParams = self.params
-        fair = ctx.config.plugin_params.get("fairness", {})
-        fixed = p.threshold if p.threshold is not None else fair.get("threshold")
-        if fixed is not None:
-            return float(fixed), f"fixed at {float(fixed):g} (configured)"
-        rule = p.operating_point or fair.get("operating_point") or "max-f1"
-        if ctx.reference is not None:
-            y, s, where = ctx.reference.frame[ctx.labels[0]].to_numpy(), ctx.predictions("reference")[:, 0], "reference data"
-        else:
-            y, s, where = ctx.data.frame[ctx.labels[0]].to_numpy(), ctx.predictions("data")[:, 0], "audited data"
-        if y.min() == y.max():
-            raise ConfigError(f"Cannot choose the operating point for '{ctx.labels[0]}' on the {where}: only one "
-                              "class is present. Pass --threshold.")
-        return float(choose_threshold(y, s, rule)), f"{rule} on the {where}"
-
     def _threshold_settings(self) -> dict:
         p: TraceabilityParams = self.params
         return {"numeric (normalised Wasserstein)": [p.numeric_moderate, p.numeric_large],

@@ -39,6 +39,7 @@ from audit.plugins.records import (
     group_codes,
     grouping_records,
     patient_clusters,
+    shared_operating_point,
     small_cell,
 )
 from audit.privacy import Count
@@ -173,7 +174,7 @@ class UniversalityPlugin(AuditPlugin):
         label = ctx.labels[0]
         names = DisplayNames.from_config(ctx.config.to_dict())
         warnings: list[str] = []
-        rule, threshold, threshold_method = self._threshold(ctx, warnings)
+        rule, threshold, threshold_method = shared_operating_point(ctx, p.threshold, p.operating_point, warnings)
         scores = ctx.predictions("data")[:, 0]
         y = frame[label].to_numpy(np.int8)
         clusters, cluster_note = patient_clusters(frame, ctx.id_column)
@@ -312,27 +313,6 @@ class UniversalityPlugin(AuditPlugin):
         )
 
     # ------------------------------------------------------------------ inputs
-    def _threshold(self, ctx, warnings) -> tuple[str, float, str]:
-        """The shared threshold (this plugin's, else [fairness]'s, else chosen by the rule on the
-        reference data, else on the audited data with a warning) and the rule for own thresholds."""
-        p: UniversalityParams = self.params
-        fair = ctx.config.plugin_params.get("fairness", {})
-        rule = p.operating_point or fair.get("operating_point") or "max-f1"
-        fixed = p.threshold if p.threshold is not None else fair.get("threshold")
-        label = ctx.labels[0]
-        if fixed is not None:
-            return rule, float(fixed), f"fixed at {float(fixed):g} (configured)"
-        if ctx.reference is not None:
-            y, s, where = ctx.reference.frame[label].to_numpy(), ctx.predictions("reference")[:, 0], "reference data"
-        else:
-            y, s, where = ctx.data.frame[label].to_numpy(), ctx.predictions("data")[:, 0], "audited data itself"
-            warnings.append("No reference data and no fixed threshold: the shared operating point was chosen on "
-                            "the audited data itself. Pass --reference or --threshold.")
-        if y.min() == y.max():
-            raise ConfigError(f"Cannot choose the operating point for '{label}' on the {where}: only one class "
-                              "is present. Pass --threshold.")
-        return rule, float(choose_threshold(y, s, rule)), f"{rule} on the {where}"
-
     def _development(self, ctx, sites) -> tuple[str, str]:
         p: UniversalityParams = self.params
         counts = sites.value_counts()

@@ -34,7 +34,8 @@ def cohort(rng, n, *, age_shift=0.0, separation=1.6, start="2021-01-01", days=36
 def audit(tmp_path, data, reference=None, traceability=None, **cfg):
     data.to_csv(tmp_path / "d.csv", index=False)
     raw = {"data": {"path": "d.csv", "label": "y", "score": "p", **cfg},
-           "traceability": {"threshold": 0.4, **(traceability or {})}, "report": {"min_cell": 10}}
+           "traceability": {k: v for k, v in {"threshold": 0.4, **(traceability or {})}.items() if v is not None},
+           "report": {"min_cell": 10}}
     if reference is not None:
         reference.to_csv(tmp_path / "r.csv", index=False)
         raw["data"]["reference"] = "r.csv"
@@ -98,6 +99,12 @@ def test_windows_count_like_pandas_and_show_empty_and_small_windows(tmp_path):
     jan = cur[pd.to_datetime(cur.date).dt.month == 1]
     assert aucs["2021-01"].value == pytest.approx(roc_auc_score(jan.y, jan.p), abs=1e-12)
     assert list(n) == [f"2021-{k:02d}" for k in range(1, 9)]  # time order, empty month included
+    means = {m.group["window"]: m for m in records(r, "score_mean")}
+    assert means["2021-01"].value == pytest.approx(jan.p.mean(), abs=1e-12)
+    assert means["2021-01"].ci[0] < jan.p.mean() < means["2021-01"].ci[1]
+    # No reference and no fixed threshold here: the threshold came from the audited data, said.
+    r2 = audit(tmp_path, cur, time="date", traceability={"window": "month", "threshold": None})
+    assert any("chosen on the audited data itself" in w for w in r2.warnings)
 
 
 def test_a_step_change_is_found_at_its_window_and_a_flat_series_raises_none(tmp_path):
