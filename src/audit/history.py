@@ -59,7 +59,11 @@ __all__ = [
 ]
 
 APPLICATION_ID = 0x46417564  # "FAud": marks a file as a future-audit history
-HISTORY_VERSION = 1
+HISTORY_VERSION = 2
+# Version 2 added gate_checks.feature and gate_checks.threshold (results.json 1.4); a version-1
+# file is upgraded in place, inside the first write transaction that opens it.
+_UPGRADES = {1: ("ALTER TABLE gate_checks ADD COLUMN feature TEXT",
+                 "ALTER TABLE gate_checks ADD COLUMN threshold CHECK (typeof(threshold) IN ('null', 'integer', 'real'))")}
 # Seconds to wait for another process's lock before failing: an append takes milliseconds,
 # so a longer wait means a stuck process, which the user should hear about.
 LOCK_TIMEOUT_S = 2.0
@@ -126,6 +130,8 @@ CREATE TABLE gate_checks (
     ci_high CHECK (typeof(ci_high) IN ('null', 'integer', 'real')),
     status TEXT,
     suppressed INTEGER,
+    feature TEXT,
+    threshold CHECK (typeof(threshold) IN ('null', 'integer', 'real')),
     PRIMARY KEY (run, gate, position),
     FOREIGN KEY (run, gate) REFERENCES gates(run, position)
 );
@@ -290,6 +296,8 @@ def _transaction(path: str | os.PathLike, *, write: bool) -> Iterator[sqlite3.Co
                     if not write:
                         raise HistoryError(f"{str(p)!r} is an empty audit history. Record a run first.")
                     _initialise(conn)
+                elif write:
+                    _upgrade(conn)
                 yield conn
                 conn.execute("COMMIT")
                 committed = True
@@ -321,6 +329,17 @@ def _initialise(conn: sqlite3.Connection) -> None:
     # Header pragmas are part of the transaction: a rolled-back creation leaves no mark.
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     conn.execute(f"PRAGMA user_version = {HISTORY_VERSION}")
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring an older history to HISTORY_VERSION (in the caller's write transaction)."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    while version < HISTORY_VERSION:
+        for statement in _UPGRADES[version]:
+            conn.execute(statement)
+        version += 1
+        conn.execute("UPDATE history_schema SET value = ? WHERE key = 'version'", (str(version),))
+        conn.execute(f"PRAGMA user_version = {version}")
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -480,10 +499,13 @@ def append_run(path: str | os.PathLike, results: dict, *, accepted: bool | None 
                           g["status"], None if g.get("empty") is None else int(bool(g["empty"])), g.get("message")))
             for ci, c in enumerate(g.get("checks") or []):
                 where = f"gates[{gi}].checks[{ci}]"
-                conn.execute("INSERT INTO gate_checks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                conn.execute("INSERT INTO gate_checks (run, gate, position, group_json, label, reference, value, "
+                             "ci_low, ci_high, status, suppressed, feature, threshold) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              (run, gi, ci, _canonical(c.get("group")), c.get("label"), c.get("reference"),
                               _check_number(c.get("value"), f"{where}.value"), *_pair(c.get("ci"), f"{where}.ci"),
-                              c.get("status"), None if c.get("suppressed") is None else int(bool(c["suppressed"]))))
+                              c.get("status"), None if c.get("suppressed") is None else int(bool(c["suppressed"])),
+                              c.get("feature"), _check_number(c.get("threshold"), f"{where}.threshold")))
     return run_id
 
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 
 
 class Status(str, Enum):
@@ -232,6 +232,45 @@ class Curve:
 
 
 @dataclass(frozen=True)
+class Distribution:
+    """One feature's distribution in the reference and the audited data, for a plot (schema 1.5).
+
+    Parameters
+    ----------
+    feature : str
+        The input column.
+    kind : ``"numeric"`` or ``"categorical"``
+    bins : tuple of str
+        Bin labels in display order ("< 20", "20 to < 30", ">= 80", "missing", a category, "3
+        other categories").
+    reference, audited : tuple of float
+        The share of each sample's rows in each bin (missing rows included, so each sums to 1).
+    edges : tuple of float or None
+        Numbers: the inner bin edges (a bin holds its lower edge); None for categories.
+
+    The publishing plugin merges bins until every count they imply is 0 or at least
+    ``report.min_cell`` in both samples (:func:`audit.stats.histogram.safe_histogram`).
+    """
+
+    feature: str
+    kind: str
+    bins: tuple[str, ...]
+    reference: tuple[float, ...]
+    audited: tuple[float, ...]
+    edges: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bins", tuple(str(b) for b in self.bins))
+        object.__setattr__(self, "reference", tuple(float(v) for v in self.reference))
+        object.__setattr__(self, "audited", tuple(float(v) for v in self.audited))
+        if self.edges is not None:
+            object.__setattr__(self, "edges", tuple(float(v) for v in self.edges))
+        if not len(self.bins) == len(self.reference) == len(self.audited):
+            raise ValueError(f"distribution {self.feature}: {len(self.bins)} bins, {len(self.reference)} "
+                             f"reference and {len(self.audited)} audited shares")
+
+
+@dataclass(frozen=True)
 class PluginResult:
     """Everything one plugin measured: metrics, findings, curves, the settings it used, warnings."""
 
@@ -247,9 +286,11 @@ class PluginResult:
     error: str | None = None
     checklist: tuple[str, ...] = ()
     curves: tuple[Curve, ...] = ()
+    distributions: tuple[Distribution, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
+        object.__setattr__(self, "distributions", tuple(self.distributions))
         object.__setattr__(self, "metrics", tuple(self.metrics))
         object.__setattr__(self, "findings", tuple(self.findings))
         object.__setattr__(self, "warnings", tuple(self.warnings))
@@ -406,7 +447,7 @@ def _jsonable(obj):
 
 _NESTED = {
     AuditResult: {"plugins": PluginResult, "gates": GateResult},
-    PluginResult: {"metrics": Metric, "findings": Finding, "curves": Curve},
+    PluginResult: {"metrics": Metric, "findings": Finding, "curves": Curve, "distributions": Distribution},
     GateResult: {"checks": GateCheck},
 }
 _PAIRS = {"ci", "ci_simultaneous"}

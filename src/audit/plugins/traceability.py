@@ -27,7 +27,7 @@ from scipy.stats import norm
 
 from audit import __version__
 from audit.core.progress import track
-from audit.core.results import SMALL_GROUP, Finding, Metric, PluginResult, Status, worst_status
+from audit.core.results import SMALL_GROUP, Distribution, Finding, Metric, PluginResult, Status, worst_status
 from audit.errors import ConfigError, InputError
 from audit.plugins.base import AuditPlugin
 from audit.plugins.disaggregation import analyse_grouping
@@ -36,6 +36,7 @@ from audit.stats import auroc_influence, influence_se, mover_interval, mover_p_v
 from audit.stats import parse_operating_point
 from audit.stats.change import detect_change
 from audit.stats.drift import DriftThresholds, domain_classifier, feature_drift, score_drift
+from audit.stats.histogram import safe_histogram
 from audit.stats.proportions import cluster_proportions, difference_interval, difference_p_value
 
 CHECKLIST = ("FUTURE-AI:Traceability 4", "TRIPOD+AI:16", "TRIPOD+AI:20c", "CLAIM-2024:30")
@@ -68,6 +69,8 @@ class TraceabilityParams:
     threshold, operating_point : the operating point for sensitivity, as in ``[fairness]``.
     auroc_tolerance, rate_tolerance : the performance losses the findings judge against.
     min_window_n, min_window_positives : windows below either are flagged under-powered.
+    plot_features : the number of drifting features whose distributions the report draws
+        (largest effect first; bins merged under the small-cell rule).
     """
 
     window: str = "month"
@@ -91,6 +94,7 @@ class TraceabilityParams:
     rate_tolerance: float = 0.05
     min_window_n: int = 30
     min_window_positives: int = 10
+    plot_features: int = 4
 
     def validate(self) -> None:
         if not _WINDOW.match(str(self.window).strip()):
@@ -111,6 +115,8 @@ class TraceabilityParams:
             raise ConfigError(f"traceability.bins: expected 2 to 100, got {self.bins}.")
         if not 2 <= self.folds <= 10:
             raise ConfigError(f"traceability.folds: expected 2 to 10, got {self.folds}.")
+        if not 0 <= self.plot_features <= 20:
+            raise ConfigError(f"traceability.plot_features: expected 0 to 20, got {self.plot_features}.")
         for name in ("min_window_n", "min_window_positives", "max_rows"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"traceability.{name}: expected an integer >= 1, got {getattr(self, name)}.")
@@ -157,6 +163,7 @@ class TraceabilityPlugin(AuditPlugin):
         _, threshold, threshold_method = shared_operating_point(ctx, p.threshold, p.operating_point, warnings)
         metrics: list[Metric] = []
         findings: list[Finding] = []
+        distributions: list[Distribution] = []
         settings: dict = {"label": label, "threshold": threshold, "threshold_method": threshold_method,
                           "interval_level": p.level, "thresholds": self._threshold_settings()}
         if ctx.reference is not None:
@@ -164,6 +171,7 @@ class TraceabilityPlugin(AuditPlugin):
             metrics += drift
             findings += drift_findings
             settings.update(drift_settings)
+            distributions = self._distributions(ctx, drift)
         else:
             settings["reference"] = "none given: no drift against a reference (pass --reference)"
         if time_col:
@@ -178,7 +186,7 @@ class TraceabilityPlugin(AuditPlugin):
         return PluginResult(
             plugin=self.name, principle=self.principle, version=self.version, status=status, summary=summary,
             metrics=tuple(metrics), findings=tuple(findings), settings=settings, warnings=tuple(warnings),
-            checklist=self.checklist,
+            checklist=self.checklist, distributions=tuple(distributions),
         )
 
     # ------------------------------------------------------------------ inputs
@@ -245,6 +253,22 @@ class TraceabilityPlugin(AuditPlugin):
                                    "two logit-scale DeLong intervals (independent samples)"),
         }
         return out, findings, settings
+
+    def _distributions(self, ctx, records: list[Metric]) -> list[Distribution]:
+        """Histograms (small-cell safe) of the features that drift most: flagged ones, largest
+        effect first, at most ``plot_features``."""
+        drifting = sorted((m for m in records if m.id == "drift_effect" and m.value is not None
+                           and any(f in DRIFT_FLAGS for f in m.flags)), key=lambda m: -m.value)
+        kinds = {m.feature: ("numeric" if any(x.id == "ks" and x.feature == m.feature for x in records)
+                             else "categorical") for m in drifting}
+        out = []
+        for m in drifting[:self.params.plot_features]:
+            h = safe_histogram(ctx.reference.frame[m.feature], ctx.data.frame[m.feature], kind=kinds[m.feature],
+                               min_cell=ctx.config.report.min_cell)
+            if h is not None:
+                out.append(Distribution(feature=m.feature, kind=h.kind, bins=h.bins, reference=h.reference,
+                                        audited=h.current, edges=h.edges))
+        return out
 
     def _performance_change(self, ctx, ref, ref_scores, frame, scores, y, threshold) -> list[Metric]:
         p: TraceabilityParams = self.params
@@ -481,6 +505,9 @@ def _effect_words(r) -> str:
     if r.effect_name == "jensen_shannon":
         return f"Jensen-Shannon distance {r.effect:.2f}"
     return f"{r.effect_name} {r.effect:.2f}"
+
+
+DRIFT_FLAGS = ("drift_moderate", "drift_large", "drift_inconclusive")
 
 
 def _status_flags(status: str) -> tuple[str, ...]:

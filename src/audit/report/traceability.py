@@ -51,6 +51,7 @@ class TraceabilityView:
     shifts: tuple[str, ...]
     window_rule: str
     trend: FigureView | None = None
+    distributions: tuple[FigureView, ...] = ()
 
 
 def _num(v: float | None, digits: int = 3) -> str:
@@ -142,7 +143,8 @@ def traceability_view(plugin: PluginResult) -> TraceabilityView:
     return TraceabilityView(drift=drift, changes=tuple(changes), domain=domain,
                             window_headers=tuple(h for _, h in WINDOW_COLUMNS), windows=window_rows,
                             shifts=tuple(shifts), window_rule=str(plugin.settings.get("window", "")),
-                            trend=trend_figure(plugin))
+                            trend=trend_figure(plugin),
+                            distributions=tuple(distribution_figure(d) for d in plugin.distributions))
 
 
 def trend_figure(plugin: PluginResult) -> FigureView | None:
@@ -195,3 +197,44 @@ def trend_figure(plugin: PluginResult) -> FigureView | None:
     caption = ("AUROC window by window: dots with their 95% intervals; windows that are suppressed or "
                "under-powered are not drawn" + ("; the dotted line marks where the shift of AUROC starts." if shift_at else "."))
     return FigureView(uris=(svg_data_uri(buf.getvalue()),), alt=alt, caption=caption)
+
+
+def distribution_figure(d) -> FigureView:
+    """One feature's share of rows per bin, reference (grey) against audited (blue), as
+    horizontal bars (bin labels stay readable on a narrow screen)."""
+    import io
+    import warnings
+
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    from audit.report.figures import _RC, BLUE, GREY, svg_data_uri
+
+    k = len(d.bins)
+    with matplotlib.rc_context(_RC), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig = Figure(figsize=(5.0, 1.2 + 0.32 * k), layout="constrained")
+        ax = fig.add_subplot()
+        ys = list(range(k))
+        h = 0.38
+        ax.barh([y - h / 2 for y in ys], [100 * v for v in d.reference], height=h, color=GREY, label="reference")
+        ax.barh([y + h / 2 for y in ys], [100 * v for v in d.audited], height=h, color=BLUE, label="audited")
+        ax.set_yticks(ys, list(d.bins), parse_math=False, fontsize=8)
+        ax.invert_yaxis()  # the first bin (lowest values, most frequent category) at the top
+        ax.set_xlabel("share of rows (%)", parse_math=False)
+        ax.set_xlim(0, max(5.0, 100 * max(max(d.reference), max(d.audited)) * 1.1))
+        ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        fig.legend(loc="outside upper right", ncols=2, frameon=False, fontsize=8)  # never over a bar
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    # Every bin in words (at most a dozen): the numbers of the figure for a screen reader.
+    alt = (f"{d.feature}, share of reference rows against audited rows per bin: "
+           + "; ".join(f"{b} {100 * r:.1f}% against {100 * c:.1f}%"
+                       for b, r, c in zip(d.bins, d.reference, d.audited, strict=True)) + ".")
+    caption = (f"{d.feature}: the share of rows in each bin, reference (grey) against audited (blue). Bins are merged "
+               "until each holds no rows or at least the minimum cell size in both samples"
+               + ("; the outer bins are open so that no minimum or maximum is shown." if d.kind == "numeric" else "."))
+    return FigureView(uris=(svg_data_uri(buf.getvalue()),), alt=alt, caption=caption, kind="distribution",
+                      title=str(d.feature))

@@ -355,3 +355,31 @@ def test_trend_refuses_bad_input(tmp_path, evil_series):
         render_trend([], tmp_path / "trend.html")
     with pytest.raises(InputError, match="does not exist"):
         render_trend(evil_series, tmp_path / "no" / "trend.html")
+
+
+def test_gate_checks_keep_feature_and_threshold(db):
+    doc = results()
+    doc["gates"][0]["checks"][0] |= {"feature": "age", "threshold": 0.07}
+    append_run(db, doc)
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT feature, threshold, value FROM gate_checks").fetchall() == [("age", 0.07, 0.05)]
+
+
+def test_a_version_1_history_is_upgraded_in_place_on_the_next_write(db):
+    first = append_run(db, results())
+    # Make it a version-1 file: no feature or threshold on gate checks.
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("ALTER TABLE gate_checks DROP COLUMN feature")
+        conn.execute("ALTER TABLE gate_checks DROP COLUMN threshold")
+        conn.execute("UPDATE history_schema SET value = '1' WHERE key = 'version'")
+        conn.execute("PRAGMA user_version = 1")
+        conn.commit()
+    assert [r.id for r in list_runs(db)] == [first]  # read as it is
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    append_run(db, results(0.04, finished="2026-02-01T10:00:00+00:00"))
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == history.HISTORY_VERSION == 2
+        assert dict(conn.execute("SELECT key, value FROM history_schema"))["version"] == "2"
+        assert conn.execute("SELECT count(*), count(threshold) FROM gate_checks").fetchone() == (2, 0)
+    assert len(list_runs(db)) == 2

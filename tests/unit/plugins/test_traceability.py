@@ -163,3 +163,35 @@ def test_a_gate_on_drift_checks_each_feature_and_names_it(tmp_path):
     assert set(checks) == {"age", "ward"}
     assert checks["age"].status == Status.FAIL and checks["ward"].status == Status.PASS
     assert "age" in render_markdown(result) and "age" in render_junit(result)
+
+
+def test_distributions_of_drifting_features_are_published_small_cell_safe(tmp_path):
+    rng = np.random.default_rng(5)
+    ref, cur = cohort(rng, 600), cohort(rng, 500, age_shift=6.0, ward_p=(0.2, 0.2, 0.6))
+    cur.loc[:3, "age"] = np.nan  # 4 missing ages: fewer than min_cell, never shown alone
+    r = audit(tmp_path, cur, ref, features=["age", "ward"])
+    dists = {d.feature: d for d in r.distributions}
+    assert set(dists) == {"age", "ward"}
+    ward = dists["ward"]
+    want_ref = ref.ward.value_counts(normalize=True)
+    want_cur = cur.ward.value_counts(normalize=True)
+    for b, pr, pc in zip(ward.bins, ward.reference, ward.audited, strict=True):
+        assert pr == pytest.approx(want_ref[b], abs=1e-12) and pc == pytest.approx(want_cur[b], abs=1e-12)
+    age = dists["age"]
+    assert "missing" not in age.bins and sum(b.endswith("or missing") for b in age.bins) == 1
+    for shares, n in ((age.reference, len(ref)), (age.audited, len(cur))):
+        counts = np.round(np.asarray(shares) * n)
+        assert counts.sum() == n and all(k == 0 or k >= 10 for k in counts)
+    # The largest audited share moved up: the audited ages are older.
+    edges = np.asarray(age.edges)
+    assert np.sum(np.asarray(age.audited)[-3:]) > np.sum(np.asarray(age.reference)[-3:]) and edges.size >= 3
+
+
+def test_no_distributions_without_drift_or_when_switched_off(tmp_path):
+    data = cohort(np.random.default_rng(6), 600)
+    same = audit(tmp_path, data, data.copy(), features=["age", "ward"])
+    assert not any(m.flags for m in records(same, "drift_effect")) and same.distributions == ()
+    rng = np.random.default_rng(5)
+    off = audit(tmp_path, cohort(rng, 600, age_shift=6.0), cohort(rng, 500), features=["age", "ward"],
+                traceability={"plot_features": 0})
+    assert off.distributions == ()

@@ -77,3 +77,21 @@ def test_trend_figure_draws_published_windows_and_the_shift():
     assert v.trend is not None and v.trend.uris[0].startswith("data:image/svg+xml;base64,")
     assert "2 of 4 windows" in v.trend.alt and "AUROC shifts from window 2021-04" in v.trend.alt
     assert traceability_view(p).trend is None  # one drawable window: no figure
+
+
+def test_distribution_figures_escaped_with_numbers_in_the_alt_text():
+    from dataclasses import replace as _replace
+
+    from audit.core.results import AuditResult, Distribution
+
+    d = Distribution(feature=EVIL, kind="categorical", bins=("CR", EVIL), reference=(1.0, 0.0), audited=(0.7, 0.3))
+    p = _replace(plugin(), distributions=(d,))
+    v = traceability_view(p)
+    [fig] = v.distributions
+    assert fig.alt.endswith("CR 100.0% against 70.0%; " + EVIL + " 0.0% against 30.0%.")
+    technical = render_html(make_result(plugins=(make_fairness(), p)))
+    assert "Where the most drifting features moved" in technical and EVIL not in technical
+    # results.json round trip keeps the distribution
+    result = make_result(plugins=(make_fairness(), p))
+    back = AuditResult.from_json(result.to_json())
+    assert back.plugin("traceability").distributions == (d,)
