@@ -185,9 +185,12 @@ def _gap_views(plugin: PluginResult, limit: int, names: DisplayNames):
     """The key metric's gaps (one row each), the other gaps and the secondary ones (matrices)."""
     rows = gap_rows(plugin, limit, names)
     key = key_metric_for(plugin, {base_id(r.metric_id) for r in rows})
-    main = [r for r in rows if key is not None and base_id(r.metric_id) == key]
-    secondary = [r for r in rows if r not in main and base_id(r.metric_id) in SECONDARY_GAPS]
-    other = [r for r in rows if r not in main and r not in secondary]
+    # Partition by position, not by `r not in main` (dataclass equality made that quadratic:
+    # 5 s of a 15-label report).
+    is_main = [key is not None and base_id(r.metric_id) == key for r in rows]
+    main = [r for r, m in zip(rows, is_main, strict=True) if m]
+    secondary = [r for r, m in zip(rows, is_main, strict=True) if not m and base_id(r.metric_id) in SECONDARY_GAPS]
+    other = [r for r, m in zip(rows, is_main, strict=True) if not m and base_id(r.metric_id) not in SECONDARY_GAPS]
     sections = ()
     if main:
         sections = (GapSection(f"{display_name(key)} gaps", tuple(main), len(main) <= 40),)
