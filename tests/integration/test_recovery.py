@@ -140,6 +140,7 @@ def test_no_suppressed_cell_of_the_clinics_can_be_recovered(tmp_path, clinics):
     public, targets, recovered = _attack(out, private)
     assert targets, "the 7-row clinic must be suppressed"
     assert not recovered, recovered
+    _assert_curves_recover_nothing(public, AuditResult.from_json((private / "results.json").read_text()))
     _percentages_published(public)
     text = "".join((out / f).read_text() for f in ("report.html", "summary.md", "junit.xml", "model_card.md"))
     # Neither its numbers nor its name: a 7-row group's label is withheld (issue 7).
@@ -160,6 +161,7 @@ def test_no_suppressed_cell_of_the_demo_can_be_recovered(tmp_path, example_dir):
     public, targets, recovered = _attack(out, private)
     assert len(targets) > 10
     assert not recovered, recovered
+    _assert_curves_recover_nothing(public, AuditResult.from_json((private / "results.json").read_text()))
     _percentages_published(public)
 
 
@@ -188,3 +190,127 @@ def test_no_cell_can_be_recovered_from_every_plugin_together(tmp_path, clinics, 
         uni = public.plugin("universality")
         assert uni.settings["development_site"] == "(reference data)"
         assert not [m for m in uni.metrics if m.group is None and m.id == "n"]
+
+
+def _curve_attack(public: AuditResult, truth: AuditResult, min_cell: int = 10):
+    """What the fnr_by_threshold curves add, as an integer programme of their own.
+
+    Unknowns: the positives of each finest cell (every listed intersection of the attributes)
+    with a score in each bin between consecutive thresholds of the curves' grid (the operating
+    point is one of them). Published: every group's positives, its missed cases at the operating
+    point (FNR or sensitivity times its denominator), the total, and each curve point (missed
+    at that threshold, the FNR times the group's positives; a null point says the missed or the
+    caught count is 1 to min_cell - 1: a disjunction, with a binary). The least and greatest
+    value of each suppressed cell's positives and missed cases are solved with and without
+    the curves; returns the ranges (with, without) and the true counts.
+    """
+    from itertools import product
+
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    fair, priv = public.plugin("fairness"), truth.plugin("fairness")
+    curves = [c for c in fair.curves if c.id == "fnr_by_threshold"]
+    if not curves or any(m.label for m in fair.metrics):
+        return None
+    grid = sorted({t for c in curves for t in c.thresholds})
+    op = curves[0].operating_point
+    i_op = grid.index(op)
+    attrs = sorted({k for m in fair.metrics if m.group and len(m.group) == 1 for k in m.group})
+    listed = {tuple(m.group[a] for a in attrs) for m in fair.metrics if m.group and len(m.group) == len(attrs)}
+    cells = sorted(listed)
+    nb = len(grid)  # bin j: scores in [grid[j], grid[j+1]) (the last: >= grid[-1])
+    nv = len(cells) * nb
+
+    def var(c, j):
+        return cells.index(c) * nb + j
+
+    def members(group):
+        return [c for c in cells if all(c[attrs.index(k)] == v for k, v in (group or {}).items())]
+
+    def row(group, upto=None):  # positives of the group with a score below grid[upto] (all: None)
+        r = np.zeros(nv)
+        for c in members(group):
+            for j in range(nb if upto is None else upto):
+                r[var(c, j)] = 1
+        return r
+
+    eqs = []
+    for m in fair.metrics:
+        if m.suppressed or m.value is None or m.label:
+            continue
+        if m.id == "positives":
+            eqs.append((row(m.group), m.value))
+        elif m.id == "fnr" and m.denominator:
+            eqs.append((row(m.group, i_op), round(m.value * m.denominator)))
+        elif m.id == "sensitivity" and m.denominator:
+            eqs.append((row(m.group, i_op), m.denominator - round(m.value * m.denominator)))
+    eqs.append((row(None), public.data_summary["data"]["positives"][public.data_summary["labels"][0]]))
+    positives = {tuple(sorted((m.group or {}).items())): m.value for m in fair.metrics
+                 if m.id == "positives" and not m.suppressed and m.value is not None}
+    curve_eqs, nulls = [], []
+    for c in curves:
+        pos = positives[tuple(sorted(c.group.items()))]
+        for t, v in zip(c.thresholds, c.values, strict=True):
+            i = grid.index(t)
+            (nulls if v is None else curve_eqs).append((row(c.group, i), pos, None if v is None else round(v * pos)))
+
+    def solve(with_curves, objective):
+        a = [r for r, _ in eqs]
+        lo = [v for _, v in eqs]
+        hi = list(lo)
+        n_z = len(nulls) if with_curves else 0
+        if with_curves:
+            for r, _, missed in curve_eqs:
+                a.append(r)
+                lo.append(missed)
+                hi.append(missed)
+        A = np.hstack([np.asarray(a), np.zeros((len(a), n_z))])
+        big = 10 ** 6
+        rows, l2, h2 = [], [], []
+        for k, (r, pos, _) in enumerate(nulls[:n_z]):
+            z = np.zeros(n_z)
+            z[k] = 1
+            # z = 0: 1 <= missed <= min_cell - 1; z = 1: 1 <= pos - missed <= min_cell - 1.
+            rows += [np.r_[r, big * z], np.r_[r, -big * z], np.r_[-r, big * z - big * 0], np.r_[-r, -big * z]]
+            l2 += [1, -np.inf, 1 - pos - big, -np.inf]
+            h2 += [np.inf, min_cell - 1, np.inf, min_cell - 1 - pos + big]
+        cons = [LinearConstraint(A, lo, hi)]
+        if rows:
+            cons.append(LinearConstraint(np.asarray(rows), l2, h2))
+        c_obj = np.r_[objective, np.zeros(n_z)]
+        integrality = np.ones(nv + n_z)
+        bounds = Bounds(np.zeros(nv + n_z), np.r_[np.full(nv, np.inf), np.ones(n_z)])
+        res = milp(c_obj, constraints=cons, integrality=integrality, bounds=bounds)
+        assert res.status == 0, res.message  # the published numbers are consistent
+        return res.fun
+
+    truths, ranges = {}, {}
+    # Matched by position (the public record withholds a small group's name, as "(small group 1)").
+    assert len(priv.metrics) == len(fair.metrics)
+    for m, pub in zip(priv.metrics, fair.metrics, strict=True):
+        if not (pub.group and len(pub.group) == len(attrs)) or m.label:
+            continue
+        if not pub.suppressed or m.value is None:
+            continue
+        c = tuple(pub.group[a] for a in attrs)
+        if m.id == "positives":
+            truths[(c, "positives")] = int(m.value)
+        elif m.id == "fnr" and m.denominator:
+            truths[(c, "missed")] = round(m.value * m.denominator)
+    for (c, what), _ in truths.items():
+        r = row(dict(zip(attrs, c, strict=True)), None if what == "positives" else i_op)
+        ranges[(c, what)] = tuple((solve(w, r), -solve(w, -r)) for w in (True, False))
+    return ranges, truths
+
+
+def _assert_curves_recover_nothing(public, truth, min_cell=10):
+    out = _curve_attack(public, truth, min_cell)
+    assert out is not None, "the audit publishes no fnr_by_threshold curves"
+    ranges, truths = out
+    assert truths, "no suppressed intersection cell to attack"
+    for key, ((lo, hi), (lo0, hi0)) in ranges.items():
+        assert lo - 1e-6 <= truths[key] <= hi + 1e-6 and lo0 - 1e-6 <= lo and hi <= hi0 + 1e-6  # sound
+        if 0 < truths[key] < min_cell:
+            assert hi - lo >= 1 - 1e-6, f"{key} recovered from the curves as {lo:g} (true {truths[key]})"
+    narrowed = sum((lo > lo0 + 1e-6) or (hi < hi0 - 1e-6) for (lo, hi), (lo0, hi0) in ranges.values())
+    print(f"\ncurve attack: {len(ranges)} suppressed cell counts; the curves narrow {narrowed} ranges, recover none")
