@@ -247,9 +247,12 @@ def _unreadable(path: Path, kind: str, exc: BaseException, fix: str) -> InputErr
 
 def _read_pillow(path: Path) -> np.ndarray:
     try:
-        from PIL import Image, ImageSequence
+        from PIL import Image, ImageFile, ImageSequence
     except ImportError:
         raise MissingExtraError("pillow", "imaging", "Reading PNG/JPEG/BMP/TIFF images") from None
+    # WeasyPrint sets Pillow's process-wide LOAD_TRUNCATED_IMAGES = True when imported (the PDF
+    # report does), which would silently pad a truncated scan with grey: an audit must refuse it.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     # Pillow signals bad files with several types; SyntaxError is what some of its plugins raise
     # for broken headers, and DecompressionBombError is not an OSError.
     errors = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)

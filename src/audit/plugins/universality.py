@@ -788,7 +788,6 @@ def _site_auroc(X, sites, clusters, p, seed):
         for train, test in cv.split(X, codes, cluster_codes):
             fitted = model.fit(X.iloc[train], codes[train])
             proba = fitted.predict_proba(X.iloc[test])
-            columns = {c: j for j, c in enumerate(fitted.classes_)}
             auc, psi = _weighted_ovr_auroc(codes[test], proba, list(fitted.classes_), len(classes))
             if auc is None:
                 continue

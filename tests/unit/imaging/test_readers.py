@@ -334,3 +334,18 @@ def test_import_is_lazy():
             "print(sorted(m for m in ('torch', 'pydicom', 'nibabel', 'PIL', 'monai') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_truncated_png_is_refused_even_after_weasyprint_import(tmp_path):
+    # WeasyPrint turns on Pillow's LOAD_TRUNCATED_IMAGES for the whole process.
+    from PIL import Image, ImageFile
+
+    path = tmp_path / "half.png"
+    Image.fromarray(np.arange(64 * 64, dtype=np.uint8).reshape(64, 64)).save(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        with pytest.raises(InputError, match=r"half\.png cannot be read"):
+            read_image(path)
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
