@@ -204,7 +204,6 @@ def _curve_attack(public: AuditResult, truth: AuditResult, min_cell: int = 10):
     value of each suppressed cell's positives and missed cases are solved with and without
     the curves; returns the ranges (with, without) and the true counts.
     """
-
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     fair, priv = public.plugin("fairness"), truth.plugin("fairness")
