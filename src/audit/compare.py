@@ -15,6 +15,9 @@ metric ids                                                  better when
 ``*_gap *_gap_overall`` (signed: positive = worse)          lower
 ``*_loss`` (``*_transfer_loss``: own minus shared)          lower
 ``*_tau2 *_i2`` (between-site heterogeneity)                lower
+``*_drop`` (clean minus perturbed), ``flip_rate``           lower
+``fnr_gap_change`` (perturbed gap minus clean gap)          lower
+``X_worst X_stress`` (robustness summaries)                 as ``X``
 ``calibration_slope``                                       closer to 1
 ``oe_ratio``                                                closer to 1 on the log scale
 ``calibration_intercept calibration_in_the_large``          closer to 0
@@ -95,12 +98,14 @@ _EXACT = {
     "fnr": LOWER, "fpr": LOWER, "brier": LOWER, "ece": LOWER,
     # A classifier that tells the sites apart from the inputs means site-specific shortcuts.
     "site_identifiability_auroc": LOWER,
+    # Robustness: the share of decisions a perturbation flips.
+    "flip_rate": LOWER,
     "calibration_slope": Direction("target", 1.0),
     "oe_ratio": Direction("target", 1.0, log=True),
     "calibration_intercept": Direction("target", 0.0),
     "calibration_in_the_large": Direction("target", 0.0),
 }
-_LOWER_SUFFIXES = ("_gap", "_gap_overall", "_loss", "_tau2", "_i2")
+_LOWER_SUFFIXES = ("_gap", "_gap_overall", "_loss", "_tau2", "_i2", "_drop", "_gap_change")
 
 
 def metric_direction(metric_id: str) -> Direction | None:
@@ -122,6 +127,9 @@ def metric_direction(metric_id: str) -> Direction | None:
         return _EXACT[name]
     if name.endswith(_LOWER_SUFFIXES):
         return LOWER
+    for suffix in ("_worst", "_stress"):  # robustness summaries: as the metric they summarise
+        if name.endswith(suffix):
+            return metric_direction(name.removesuffix(suffix))
     if name.endswith("_pooled"):
         return _EXACT.get(name.removesuffix("_pooled"))
     if name.endswith("_pi_low"):
@@ -254,6 +262,8 @@ class MetricChange:
     direction: Direction | None = None
     separation: float = 0.0
     note: str | None = None
+    # The feature (drift) or perturbation and severity (robustness) of the record, in words.
+    detail: str | None = None
 
     @property
     def metric(self) -> str:
@@ -268,6 +278,8 @@ class MetricChange:
             parts.append(f"label {self.label}")
         if self.reference is not None:
             parts.append(f"vs {self.reference}")
+        if self.detail is not None:
+            parts.append(self.detail)
         return ", ".join(parts)
 
 
@@ -414,7 +426,7 @@ def _ids(doc: dict) -> set[str]:
 
 
 def _records(doc: dict, metric: str | None) -> dict[tuple, dict]:
-    """(plugin, id, label, group, reference, occurrence) -> record, within the filter."""
+    """(plugin, id, label, group, reference, detail, occurrence) -> record, within the filter."""
     plugin_filter, name = (metric.split(".", 1) if "." in metric else (None, metric)) if metric else (None, None)
     out, seen = {}, {}
     for p in doc["plugins"]:
@@ -425,11 +437,21 @@ def _records(doc: dict, metric: str | None) -> dict[tuple, dict]:
                 continue
             group = m.get("group")
             base = (p["plugin"], m["id"], m.get("label"),
-                    None if group is None else json.dumps(group, sort_keys=True), m.get("reference"))
+                    None if group is None else json.dumps(group, sort_keys=True), m.get("reference"),
+                    _detail(m))
             # A key is unique in results written by future-audit; a repeated one is paired in order.
             seen[base] = seen.get(base, -1) + 1
             out[(*base, seen[base])] = m
     return out
+
+
+def _detail(m: dict) -> str | None:
+    """The feature and the perturbation at its severity, which tell records of one id apart."""
+    parts = [str(m["feature"])] if m.get("feature") else []
+    if m.get("perturbation"):
+        sev = m.get("severity")
+        parts.append(str(m["perturbation"]) + ("" if sev is None else f" at severity {sev}"))
+    return ", ".join(parts) or None
 
 
 def _number(x) -> float | None:
@@ -446,9 +468,9 @@ def _interval(m: dict) -> tuple[float, float] | None:
 
 
 def _metric_change(key: tuple, ra: dict | None, rb: dict | None) -> MetricChange | None:
-    plugin, mid, label, group_json, reference, _ = key
+    plugin, mid, label, group_json, reference, detail, _ = key
     direction = metric_direction(mid)
-    common = dict(plugin=plugin, id=mid, label=label, reference=reference, direction=direction,
+    common = dict(plugin=plugin, id=mid, label=label, reference=reference, direction=direction, detail=detail,
                   group=None if group_json is None else json.loads(group_json))
     if rb is None or ra is None:
         rec = ra if rb is None else rb

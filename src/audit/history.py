@@ -59,11 +59,14 @@ __all__ = [
 ]
 
 APPLICATION_ID = 0x46417564  # "FAud": marks a file as a future-audit history
-HISTORY_VERSION = 2
+HISTORY_VERSION = 3
 # Version 2 added gate_checks.feature and gate_checks.threshold (results.json 1.4); a version-1
 # file is upgraded in place, inside the first write transaction that opens it.
 _UPGRADES = {1: ("ALTER TABLE gate_checks ADD COLUMN feature TEXT",
-                 "ALTER TABLE gate_checks ADD COLUMN threshold CHECK (typeof(threshold) IN ('null', 'integer', 'real'))")}
+                 "ALTER TABLE gate_checks ADD COLUMN threshold CHECK (typeof(threshold) IN ('null', 'integer', 'real'))"),
+             # Version 3 added gate_checks.perturbation and gate_checks.severity (results.json 1.6).
+             2: ("ALTER TABLE gate_checks ADD COLUMN perturbation TEXT",
+                 "ALTER TABLE gate_checks ADD COLUMN severity CHECK (typeof(severity) IN ('null', 'integer'))")}
 # Seconds to wait for another process's lock before failing: an append takes milliseconds,
 # so a longer wait means a stuck process, which the user should hear about.
 LOCK_TIMEOUT_S = 2.0
@@ -132,6 +135,8 @@ CREATE TABLE gate_checks (
     suppressed INTEGER,
     feature TEXT,
     threshold CHECK (typeof(threshold) IN ('null', 'integer', 'real')),
+    perturbation TEXT,
+    severity CHECK (typeof(severity) IN ('null', 'integer')),
     PRIMARY KEY (run, gate, position),
     FOREIGN KEY (run, gate) REFERENCES gates(run, position)
 );
@@ -348,6 +353,12 @@ def _canonical(obj: Any) -> str | None:
     return None if obj is None else json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _check_severity(x: Any, where: str) -> Any:
+    if x is None or (isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**31):
+        return x
+    raise HistoryError(f"Cannot record the run: {where} is {x!r}, not a whole number or null.")
+
+
 def _check_number(x: Any, where: str) -> Any:
     if x is None:
         return None
@@ -500,12 +511,13 @@ def append_run(path: str | os.PathLike, results: dict, *, accepted: bool | None 
             for ci, c in enumerate(g.get("checks") or []):
                 where = f"gates[{gi}].checks[{ci}]"
                 conn.execute("INSERT INTO gate_checks (run, gate, position, group_json, label, reference, value, "
-                             "ci_low, ci_high, status, suppressed, feature, threshold) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             "ci_low, ci_high, status, suppressed, feature, threshold, perturbation, severity) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              (run, gi, ci, _canonical(c.get("group")), c.get("label"), c.get("reference"),
                               _check_number(c.get("value"), f"{where}.value"), *_pair(c.get("ci"), f"{where}.ci"),
                               c.get("status"), None if c.get("suppressed") is None else int(bool(c["suppressed"])),
-                              c.get("feature"), _check_number(c.get("threshold"), f"{where}.threshold")))
+                              c.get("feature"), _check_number(c.get("threshold"), f"{where}.threshold"),
+                              c.get("perturbation"), _check_severity(c.get("severity"), f"{where}.severity")))
     return run_id
 
 
@@ -781,7 +793,8 @@ def resolve_baselines(path: str | os.PathLike, gates: tuple[GateSpec, ...]) -> t
             continue
         records = tuple(
             BaselineRecord(label=m["label"], group=None if m["group"] is None else tuple(sorted(m["group"].items())),
-                           reference=m["reference"], value=m["value"],
+                           reference=m["reference"], value=m["value"], feature=m.get("feature"),
+                           perturbation=m.get("perturbation"), severity=m.get("severity"),
                            reason=None if m["value"] is not None else
                            "suppressed" if m["suppressed"] else (m["reason"] or "undefined"))
             for m in found["metrics"] if m["plugin"] == g.plugin and m["id"] == g.metric)

@@ -23,12 +23,17 @@ GATE_POLICIES = ("interval", "point")
 FAIL_ON = ("fail", "inconclusive", "warn")
 OPERATORS = ("<=", ">=", "<", ">")
 
-_SECTIONS = {"data", "model", "report", "gates", "run"}
+_SECTIONS = {"data", "model", "imaging", "report", "gates", "run"}
 _DATA_KEYS = {
     "path", "reference", "label", "id", "sensitive", "site", "time", "features", "score",
-    "bins", "drop_missing", "max_groups", "na_values", "delimiter",
+    "bins", "drop_missing", "max_groups", "na_values", "delimiter", "image_column",
 }
-_MODEL_KEYS = {"path", "trusted_types"}
+# The keys after trusted_types configure torch/ONNX image models (audit.io.networks).
+_NETWORK_KEYS = {"factory", "input_name", "embedding_layer", "batch_size", "workers", "device", "outputs"}
+_MODEL_KEYS = {"path", "trusted_types"} | _NETWORK_KEYS
+_IMAGING_KEYS = {"window", "nifti_slice", "preprocess"}
+_CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
 _REPORT_KEYS = {"out", "formats", "min_cell", "attestations", "continue_without_pdf", "full_record",
                 "keep_small_numerators", "display_names", "record_paths"}
 _DISPLAY_NAME_KEYS = ("labels", "columns", "values")
@@ -68,6 +73,9 @@ class DataConfig:
     na_values: tuple[str, ...] = ()
     # CSV field separator; None: ',' (tab for .tsv files).
     delimiter: str | None = None
+    # Manifest column of image paths (relative to the manifest's folder, or absolute): the
+    # input of a torch/ONNX image model, which then needs no feature columns.
+    image_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,26 @@ class ModelConfig:
     path: str | None = None
     trusted_types: tuple[str, ...] = ()
     trust: bool = False
+    # torch/ONNX image models only (see audit.io.networks.load_network):
+    factory: str | None = None  # "package.module:function" building the state_dict's nn.Module
+    input_name: str | None = None  # the ONNX input taking the images
+    embedding_layer: str | None = None
+    batch_size: int = 32
+    workers: int = 0  # DataLoader worker processes reading the images
+    device: str = "cpu"
+    # [model.outputs] as an audit.io.networks.OutputMapping; None: activation "none" (the
+    # model outputs probabilities), every output column in order.
+    outputs: Any = None
+
+
+@dataclass(frozen=True)
+class ImagingConfig:
+    """``[imaging]``: how image files are read and preprocessed for an image model."""
+
+    window: tuple[float, float] | str | None = None  # "header" or (center, width)
+    nifti_slice: tuple[Any, Any] | None = None  # (plane or axis, index or "middle")
+    # [imaging.preprocess] as an audit.imaging.Preprocessing; None: no preprocessing.
+    preprocess: Any = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +138,10 @@ class BaselineRecord:
     reference: str | None
     value: float | None
     reason: str | None = None
+    # Per-feature (drift) and per-perturbation (robustness) records are told apart by these.
+    feature: str | None = None
+    perturbation: str | None = None
+    severity: int | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +194,7 @@ class AuditConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    imaging: ImagingConfig = field(default_factory=ImagingConfig)
     gates: tuple[GateSpec, ...] = ()
     plugins: tuple[str, ...] | None = None
     plugin_params: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -213,14 +246,18 @@ class AuditConfig:
                 "time": self.data.time, "features": list(self.data.features),
                 "score": list(self.data.score), "drop_missing": self.data.drop_missing,
                 "max_groups": self.data.max_groups, "na_values": list(self.data.na_values),
-                "delimiter": self.data.delimiter,
+                "delimiter": self.data.delimiter, "image_column": self.data.image_column,
                 "bins": [
                     {"column": b.column, "name": b.name, "edges": list(b.edges), "labels": list(b.labels)}
                     for b in self.data.bins
                 ],
             },
             "model": {"path": model_path, "trusted_types": list(self.model.trusted_types),
-                      "trust_model": self.model.trust},
+                      "trust_model": self.model.trust, "factory": self.model.factory,
+                      "input_name": self.model.input_name, "embedding_layer": self.model.embedding_layer,
+                      "batch_size": self.model.batch_size, "workers": self.model.workers,
+                      "device": self.model.device, "outputs": _outputs_record(self.model.outputs)},
+            "imaging": _imaging_record(self.imaging),
             "report": {"out": self.shown_path(self.report.out), "formats": list(self.report.formats),
                        "min_cell": self.report.min_cell, "attestations": self.shown_path(self.report.attestations),
                        "continue_without_pdf": self.report.continue_without_pdf,
@@ -311,10 +348,12 @@ def build_config(
             )
     data_raw = _table(raw, "data")
     model_raw = _table(raw, "model")
+    imaging_raw = _table(raw, "imaging")
     report_raw = _table(raw, "report")
     run_raw = _table(raw, "run")
     _check_keys(data_raw, _DATA_KEYS, "data")
     _check_keys(model_raw, _MODEL_KEYS, "model")
+    _check_keys(imaging_raw, _IMAGING_KEYS, "imaging")
     _check_keys(report_raw, _REPORT_KEYS, "report")
     _check_keys(run_raw, _RUN_KEYS, "run")
 
@@ -340,6 +379,7 @@ def build_config(
         max_groups=_int(data_raw.get("max_groups", 100), "data.max_groups", minimum=2),
         na_values=_strs(data_raw.get("na_values", []), "data.na_values"),
         delimiter=_delimiter(data_raw.get("delimiter")),
+        image_column=_opt_str(_pick(flags, "image_column", data_raw, "image_column"), "data.image_column"),
     )
     if data.path is None:
         raise ConfigError("No data: set data.path in the config or pass --data FILE.")
@@ -357,11 +397,8 @@ def build_config(
         raise ConfigError(
             "No model and no score column: set model.path (or --model) or data.score (or --score)."
         )
-    model = ModelConfig(
-        path=model_path,
-        trusted_types=_strs(model_raw.get("trusted_types", []), "model.trusted_types"),
-        trust=bool(flags.get("trust_model", False)),
-    )
+    model = _model_config(model_raw, model_path, trust=bool(flags.get("trust_model", False)))
+    imaging = _imaging_config(imaging_raw)
 
     formats = _pick(flags, "formats", report_raw, "formats", list(DEFAULT_FORMATS))
     if isinstance(formats, str):
@@ -420,10 +457,88 @@ def build_config(
         plugin_params[name] = deep_merge(plugin_params.get(name, {}), params)
 
     return AuditConfig(
-        data=data, model=model, report=report, gates=tuple(gates), plugins=plugins,
+        data=data, model=model, imaging=imaging, report=report, gates=tuple(gates), plugins=plugins,
         plugin_params=plugin_params, gate_policy=gate_policy, fail_on=fail_on, seed=seed,
         source=source, allow_empty_gates=allow_empty, base_dir=Path(base_dir).resolve(), history=history,
     )
+
+
+def _model_config(model_raw: dict, model_path: str | None, *, trust: bool) -> ModelConfig:
+    """``[model]``: the network keys are validated here and refused for other kinds of model."""
+    # Imported here: core imports nothing of ours at module level (see the house style), and
+    # the output mapping's rules live with the networks that apply them.
+    from audit.io.networks import NETWORK_SUFFIXES, OutputMapping
+
+    given = sorted(k for k in _NETWORK_KEYS if model_raw.get(k) is not None)
+    is_network = model_path is not None and Path(model_path).suffix.lower() in NETWORK_SUFFIXES
+    if given and not is_network:
+        what = "no model" if model_path is None else f"model {Path(model_path).name!r}"
+        raise ConfigError(
+            f"{', '.join('model.' + k for k in given)} apply to torch/ONNX image models "
+            f"({', '.join(NETWORK_SUFFIXES)}), but the config has {what}. Remove them, or set "
+            "model.path to the network file."
+        )
+    factory = _opt_str(model_raw.get("factory"), "model.factory")
+    if factory is not None and not _CALLABLE_RE.match(factory):
+        raise ConfigError(
+            f"model.factory: {factory!r} is not 'package.module:function' (a function, importable "
+            "from sys.path, that builds the untrained torch.nn.Module of the state_dict)."
+        )
+    device = _str(model_raw.get("device", "cpu"), "model.device")
+    if not _DEVICE_RE.match(device):
+        raise ConfigError(f"model.device: {device!r} is not 'cpu', 'cuda', 'cuda:N' or 'mps'.")
+    outputs = model_raw.get("outputs")
+    return ModelConfig(
+        path=model_path,
+        trusted_types=_strs(model_raw.get("trusted_types", []), "model.trusted_types"),
+        trust=trust,
+        factory=factory,
+        input_name=_opt_str(model_raw.get("input_name"), "model.input_name"),
+        embedding_layer=_opt_str(model_raw.get("embedding_layer"), "model.embedding_layer"),
+        batch_size=_int(model_raw.get("batch_size", 32), "model.batch_size", minimum=1),
+        workers=_int(model_raw.get("workers", 0), "model.workers", minimum=0),
+        device=device,
+        outputs=None if outputs is None else OutputMapping.from_config(outputs, "[model.outputs]"),
+    )
+
+
+def _imaging_config(imaging_raw: dict) -> ImagingConfig:
+    """``[imaging]`` and ``[imaging.preprocess]``, validated by the imaging package's own checks."""
+    from audit.imaging.preprocess import Preprocessing
+    from audit.imaging.readers import check_nifti_slice, check_window
+
+    preprocess = imaging_raw.get("preprocess", {})
+    if not isinstance(preprocess, dict):
+        raise ConfigError(
+            f"imaging.preprocess must be a table ([imaging.preprocess]), got {type(preprocess).__name__}."
+        )
+    return ImagingConfig(
+        window=check_window(imaging_raw.get("window"), where="imaging.window"),
+        nifti_slice=check_nifti_slice(imaging_raw.get("nifti_slice"), where="imaging.nifti_slice"),
+        preprocess=Preprocessing.from_config(preprocess, where="[imaging.preprocess]"),
+    )
+
+
+def _outputs_record(mapping: Any) -> dict[str, Any] | None:
+    if mapping is None:
+        return None
+    return {"activation": mapping.activation,
+            "outputs": None if mapping.outputs is None else list(mapping.outputs),
+            "output_name": mapping.output_name}
+
+
+def _imaging_record(imaging: ImagingConfig) -> dict[str, Any]:
+    pre = imaging.preprocess
+    preprocess = None if pre is None else {
+        "resize": None if pre.resize is None else list(pre.resize), "normalize": pre.normalize,
+        "range": None if pre.range is None else list(pre.range), "channels": pre.channels,
+        "dtype": pre.dtype, "monai": pre.describe_transform() or None,
+        "description": pre.describe(),
+    }
+    window = imaging.window
+    return {"window": list(window) if isinstance(window, tuple) else window,
+            "nifti_slice": None if imaging.nifti_slice is None else list(imaging.nifti_slice),
+            "preprocess": preprocess}
 
 
 def parse_gate(expression: str) -> GateSpec:
@@ -604,6 +719,16 @@ def _check_overlaps(data: DataConfig) -> None:
                 raise ConfigError(
                     f"data.id '{data.id}' is also {key}; the patient identifier can have no other role "
                     f"(as {key} it would name patients in the reports). Set {key} to another column."
+                )
+    if data.image_column:
+        roles = {"data.label": data.label, "data.score": data.score, "data.sensitive": data.sensitive,
+                 "data.features": data.features, "data.site": (data.site,), "data.time": (data.time,),
+                 "data.id": (data.id,)}
+        for key, cols in roles.items():
+            if data.image_column in cols:
+                raise ConfigError(
+                    f"data.image_column '{data.image_column}' is also {key}; the column of image paths "
+                    f"can have no other role. Set {key} to another column."
                 )
     both = set(data.label) & set(data.score)
     if both:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,15 +22,29 @@ class PredictionCache:
     """Model outputs keyed by (model fingerprint, data fingerprint)."""
 
     def __init__(self) -> None:
-        self._store: dict[tuple[str, str], np.ndarray] = {}
+        self._store: dict[tuple[str, ...], np.ndarray] = {}
         self.calls = 0  # how many times the model was actually called (tests check it is once)
 
-    def get(self, model, dataset: Dataset, features: list[str]) -> np.ndarray:
-        key = (model.fingerprint(), dataset.fingerprint)
+    def get(self, model, dataset: Dataset, features: list[str], progress: Any = None) -> np.ndarray:
+        """The model's scores on ``dataset``, computed on the first request only.
+
+        An adapter with ``needs_dataset = True`` (image models: relative image paths start at
+        the manifest's folder) is called as ``model.predict_dataset(dataset, progress=...)``;
+        the others get the feature columns (the whole frame for precomputed predictions).
+        """
+        needs_dataset = getattr(model, "needs_dataset", False)
+        key: tuple[str, ...] = (model.fingerprint(), dataset.fingerprint)
+        if needs_dataset:
+            # Two identical manifests in two folders name different images.
+            key += (str(Path(dataset.path).resolve().parent),)
         if key not in self._store:
             self.calls += 1
-            frame = dataset.frame if model.kind == "predictions" else dataset.frame[features]
-            scores = np.asarray(model.predict(frame), dtype=float)
+            if needs_dataset:
+                result = model.predict_dataset(dataset, progress=progress)
+            else:
+                frame = dataset.frame if model.kind == "predictions" else dataset.frame[features]
+                result = model.predict(frame)
+            scores = np.asarray(result, dtype=float)
             if scores.ndim == 1:
                 scores = scores[:, None]
             if scores.shape[0] != dataset.n_rows:
@@ -99,7 +114,7 @@ class AuditContext:
         ds = self.data if dataset == "data" else self.reference
         if ds is None:
             raise ValueError(f"No {dataset} dataset in this audit.")
-        scores = self.cache.get(self.model, ds, list(self.config.data.features))
+        scores = self.cache.get(self.model, ds, list(self.config.data.features), progress=self.progress)
         if scores.shape[1] != len(self.labels):
             raise ModelError(
                 f"The model ({self.model.source}) returns {scores.shape[1]} outputs per row but "

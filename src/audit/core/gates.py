@@ -114,7 +114,8 @@ def evaluate_gate(gate: GateSpec, result: PluginResult | None, policy: str) -> G
 
 def _check(m: Metric, status: Status, threshold: float | None) -> GateCheck:
     return GateCheck(group=m.group, value=m.value, ci=m.ci, label=m.label, reference=m.reference,
-                     suppressed=m.suppressed, status=status, threshold=threshold, feature=m.feature)
+                     suppressed=m.suppressed, status=status, threshold=threshold, feature=m.feature,
+                     perturbation=m.perturbation, severity=m.severity)
 
 
 def _baseline_record(gate: GateSpec) -> dict | None:
@@ -126,9 +127,10 @@ def _baseline_record(gate: GateSpec) -> dict | None:
             "offset": gate.threshold}
 
 
-def _key(label: str | None, group, reference: str | None) -> tuple:
+def _key(label: str | None, group, reference: str | None, feature: str | None = None,
+         perturbation: str | None = None, severity: int | None = None) -> tuple:
     pairs = None if group is None else tuple(sorted(dict(group).items()))
-    return (label, pairs, reference)
+    return (label, pairs, reference, feature, perturbation, severity)
 
 
 def _lenient(op: str, thresholds: list[float]) -> float:
@@ -153,11 +155,11 @@ def _evaluate_baseline_gate(gate: GateSpec, metrics: list[Metric], policy: str, 
             f"`future-audit history --accept RUN_ID`); {EMPTY_NOTE}"))
     records: dict[tuple, BaselineRecord | None] = {}
     for r in baseline.records:
-        key = _key(r.label, r.group, r.reference)
+        key = _key(r.label, r.group, r.reference, r.feature, r.perturbation, r.severity)
         records[key] = None if key in records else r  # two records for one key: ambiguous
     checks, resolved, judged, missing = [], [], 0, 0
     for m in metrics:
-        record = records.get(_key(m.label, m.group, m.reference))
+        record = records.get(_key(m.label, m.group, m.reference, m.feature, m.perturbation, m.severity))
         if record is None or record.value is None:
             missing += 1
             checks.append(_check(m, Status.INCONCLUSIVE, None))

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
 
-SCHEMA_VERSION = "1.5"
+SCHEMA_VERSION = "1.6"
 
 
 class Status(str, Enum):
@@ -93,6 +93,10 @@ class Metric:
     feature : str or None
         The input column a per-feature metric describes (drift of ``age``); None otherwise.
         Added in schema 1.4.
+    perturbation, severity : str and int, or None
+        The input perturbation (``"gaussian_noise"``) and its severity (1 to 5) a metric was
+        measured under (robustness plugin); None for metrics of the unperturbed inputs.
+        Added in schema 1.6.
     """
 
     id: str
@@ -113,6 +117,8 @@ class Metric:
     suppressed: bool = False
     ci_simultaneous: tuple[float, float] | None = None
     feature: str | None = None
+    perturbation: str | None = None
+    severity: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "value", _clean_number(self.value))
@@ -123,7 +129,7 @@ class Metric:
                 object.__setattr__(self, name, None if lo is None or hi is None else (lo, hi))
         for name in ("p_value", "p_adjusted", "level"):
             object.__setattr__(self, name, _clean_number(getattr(self, name)))
-        for name in ("n", "denominator"):
+        for name in ("n", "denominator", "severity"):
             v = getattr(self, name)
             object.__setattr__(self, name, None if v is None else int(v))
         if self.group is not None:
@@ -328,6 +334,18 @@ class GateCheck:
     threshold: float | None = None
     # The input column of a per-feature metric (a gate over drift_effect checks each feature).
     feature: str | None = None
+    # The perturbation and severity of a robustness record (schema 1.6): a gate over
+    # robustness.auroc_drop checks each perturbation at each severity it covers.
+    perturbation: str | None = None
+    severity: int | None = None
+
+    @property
+    def detail(self) -> str | None:
+        """What besides the group tells this check apart: the feature, the perturbation."""
+        parts = [self.feature] if self.feature else []
+        if self.perturbation:
+            parts.append(self.perturbation if self.severity is None else f"{self.perturbation} at severity {self.severity}")
+        return ", ".join(parts) or None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
@@ -478,6 +496,9 @@ SMALL_GROUP = "small_group"
 REFERENCE_DATA = "reference_data"
 # Records that summarise across sites (a pooled estimate): their n counts sites, not rows.
 ACROSS_SITES = "across_sites"
+# Records of a computation that did not run (a perturbation the model failed on): no value,
+# and, unlike an undefined rate, no statement about any count.
+NOT_RUN = "not_run"
 # The published stand-in for such a label, numbered per attribute.
 WITHHELD_LABEL = "(small group {k})"
 
@@ -560,7 +581,8 @@ def _public_metrics(metrics: tuple[Metric, ...]) -> tuple[Metric, ...]:
         if m.suppressed:
             m = Metric(id=m.id, value=None, group=m.group, label=m.label, reference=m.reference,
                        reference_group=m.reference_group, level=m.level, suppressed=True,
-                       reason=SUPPRESSED_REASON, feature=m.feature)
+                       reason=SUPPRESSED_REASON, feature=m.feature, perturbation=m.perturbation,
+                       severity=m.severity)
         elif where(m)[0] in hidden_n_any_label:  # n is shared by every label of a group
             m = replace(m, n=None)
         out.append(m)

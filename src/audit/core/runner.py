@@ -38,25 +38,45 @@ def select_plugins(config: AuditConfig, available: dict[str, type[AuditPlugin]])
 
 
 def load_inputs(config: AuditConfig) -> tuple[Dataset, Dataset | None, Any]:
-    """Read and validate the data (and reference data), then load the model adapter."""
-    from audit.io.models import load_model
+    """Read and validate the data (and reference data), then load the model adapter.
+
+    With an image model (a torch/ONNX file and ``data.image_column``) the datasets are image
+    manifests: the model reads the image column, not feature columns, and every image file is
+    checked to exist before the first model call.
+    """
+    from audit.io.models import is_network_model, load_model
 
     use_model = config.model.path is not None
-    # Features named in a predictions-only audit are read too: drift and site identifiability
-    # are about the inputs, whether or not the model is called here.
-    need_features = use_model or bool(config.data.features)
+    image_model = use_model and config.data.image_column is not None and is_network_model(config.model.path)
+    # Features named in a predictions-only audit (or beside an image model) are read too: drift
+    # and site identifiability are about the inputs, whether or not the model reads them.
+    need_features = (use_model and not image_model) or bool(config.data.features)
     data = load_dataset(config.data.path, config.data, name="data",
                         need_features=need_features, need_scores=not use_model)
     reference = None
     if config.data.reference is not None:
         reference = load_dataset(config.data.reference, config.data, name="reference",
                                  need_features=need_features, need_scores=not use_model)
+    options: dict[str, Any] = {}
+    if image_model:
+        m, imaging = config.model, config.imaging
+        options = dict(
+            image_column=config.data.image_column, outputs=m.outputs, factory=m.factory,
+            input_name=m.input_name, embedding_layer=m.embedding_layer, device=m.device,
+            batch_size=m.batch_size, workers=m.workers, preprocessing=imaging.preprocess,
+            window=imaging.window, nifti_slice=imaging.nifti_slice, output_names=config.data.label,
+        )
     model = load_model(
         config.model.path,
         score_columns=() if use_model else config.data.score,
         trust_model=config.model.trust,
         trusted_types=config.model.trusted_types,
+        **options,
     )
+    if image_model:
+        for ds in (data, reference):
+            if ds is not None:
+                model.check_images(ds)
     return data, reference, model
 
 
@@ -205,9 +225,13 @@ def _data_summary(config: AuditConfig, data: Dataset, reference: Dataset | None)
         return {"rows": ds.n_rows, "rows_read": ds.n_rows_read, "rows_dropped": ds.n_dropped,
                 "positives": {lab: int(ds.frame[lab].sum()) for lab in config.data.label}}
 
-    return {"data": one(data), "reference": None if reference is None else one(reference),
-            "labels": list(config.data.label), "sensitive": list(config.data.sensitive),
-            "rows": data.n_rows}
+    summary = {"data": one(data), "reference": None if reference is None else one(reference),
+               "labels": list(config.data.label), "sensitive": list(config.data.sensitive),
+               "rows": data.n_rows}
+    if config.data.image_column is not None:
+        # The checklists' imaging items apply (audit.checklists reads data_summary.modality).
+        summary["modality"] = "imaging"
+    return summary
 
 
 def _dataset_record(ds: Dataset, config: AuditConfig) -> dict[str, Any]:

@@ -9,12 +9,14 @@ spec                           adapter                notes
 ``*.skops``                    SkopsAdapter           untrusted types must be listed
 ``*.pkl/.pickle/.joblib``      PickleAdapter          needs ``--trust-model``
 ``package.module:function``    CallableAdapter        ``function(DataFrame) -> scores``
-``*.onnx/.pt/.pth/.ts``        (not yet)              comes with the imaging support
+``*.pt/.pth/.ts/.pt2/.bin``,   ImageModelAdapter      torch/ONNX image models: need an
+``*.safetensors/.onnx``                               image column (``--image-column``)
 =============================  =====================  =====================================
 
 Every adapter returns float64 probabilities of shape ``(n_rows, n_outputs)``. scikit-learn,
-skops and joblib are imported inside functions so that ``import audit.io.models`` (and the
-CLI's ``--help``) stays fast.
+skops, joblib, torch and onnxruntime are imported inside functions so that
+``import audit.io.models`` (and the CLI's ``--help``) stays fast. Torch and ONNX models read
+images (:mod:`audit.io.image_model`); tabular torch/ONNX models are not supported.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 import numpy as np
 
 from audit.errors import USER_CODE_ERRORS, InputError, ModelError, UntrustedModelError, describe_failure
+from audit.io.networks import NETWORK_SUFFIXES  # light: torch and onnxruntime load lazily
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,19 +41,19 @@ __all__ = [
     "PickleAdapter",
     "PredictionsAdapter",
     "SkopsAdapter",
+    "is_network_model",
     "load_model",
     "validate_probabilities",
 ]
 
 SKOPS_SUFFIXES = (".skops",)
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
-# Torch/ONNX adapters plug in here (see _planned_adapter) when the imaging support lands.
-PLANNED_SUFFIXES = (".onnx", ".pt", ".pth", ".ts")
 
 SUPPORTED_FORMS = (
     "a scikit-learn model saved with skops (.skops), "
     "a pickle/joblib file (.pkl, .pickle, .joblib; needs --trust-model), "
     "a Python function 'package.module:function', "
+    "a torch or ONNX image model (.pt, .pt2, .onnx, ...; with --image-column), "
     "or no model with score columns that already hold the predictions"
 )
 CALLABLE_FORM = "'package.module:function' (the module importable from sys.path)"
@@ -63,7 +66,9 @@ class ModelAdapter(Protocol):
     Attributes
     ----------
     kind : str
-        ``"predictions"``, ``"sklearn"`` or ``"callable"`` (torch/onnx later).
+        ``"predictions"``, ``"sklearn"``, ``"callable"``, or for image models the network's
+        kind (``"torchscript"``, ``"torch_export"``, ``"state_dict"``, ``"torch_pickle"``,
+        ``"onnx"``).
     source : str
         The path or dotted name the model came from, for the report.
     output_names : tuple of str or None
@@ -81,6 +86,10 @@ class ModelAdapter(Protocol):
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Return float64 probabilities of shape ``(n_rows, n_outputs)``."""
         ...
+
+    # An adapter may also set ``needs_dataset = True`` and define
+    # ``predict_dataset(dataset, progress=None)``: the prediction cache then passes it the
+    # whole Dataset (its file locates the images a manifest names) instead of a frame.
 
 
 # --------------------------------------------------------------------------- helpers
@@ -437,12 +446,17 @@ class CallableAdapter:
 # --------------------------------------------------------------------------- load_model
 
 
-def _planned_adapter(path: Path) -> ModelAdapter:
-    # The torch/ONNX adapters will be returned from here; until then, say so plainly.
-    raise ModelError(
-        f"Model {path}: torch and ONNX models ({', '.join(PLANNED_SUFFIXES)}) come with the "
-        "imaging support, which is not yet available in this version of future-audit. "
-        f"Supported now: {SUPPORTED_FORMS}."
+def is_network_model(spec: str | None) -> bool:
+    """Whether a model setting names a torch/ONNX network file (by its suffix)."""
+    return bool(spec) and Path(spec).suffix.lower() in NETWORK_SUFFIXES
+
+
+def _network_without_images(path: Path) -> ModelError:
+    return ModelError(
+        f"Model {path}: torch and ONNX models are audited as image models (the imaging support): "
+        "pass --image-column COLUMN (data.image_column), the manifest column of image paths "
+        "relative to the manifest's folder. Tabular torch/ONNX models are not yet supported; "
+        "export a tabular model with skops, or wrap it in a Python function 'package.module:function'."
     )
 
 
@@ -452,20 +466,31 @@ def load_model(
     score_columns=(),
     trust_model: bool = False,
     trusted_types=(),
+    image_column: str | None = None,
+    **network_options: Any,
 ) -> ModelAdapter:
     """Return the adapter for a model setting.
 
     Parameters
     ----------
     spec : str or None
-        A model file path (``.skops``, ``.pkl``, ``.pickle``, ``.joblib``), a function
+        A model file path (``.skops``, ``.pkl``, ``.pickle``, ``.joblib``; a torch or ONNX
+        network, see :func:`audit.io.networks.load_network`), a function
         ``"package.module:function"``, or None/"" when the scores are already in the data.
     score_columns : sequence of str
         Columns holding precomputed probabilities; used only when ``spec`` is empty.
     trust_model : bool
-        Allow loading pickle/joblib files (they run arbitrary code when loaded).
+        Allow loading pickle/joblib files (they run arbitrary code when loaded), and torch.save
+        files of whole pickled modules.
     trusted_types : sequence of str
         skops types to trust beyond skops' defaults.
+    image_column : str, optional
+        The manifest column of image paths; required for torch/ONNX models.
+    **network_options
+        For torch/ONNX models only: ``factory``, ``input_name``, ``embedding_layer``,
+        ``outputs`` (an OutputMapping), ``device``, ``batch_size``, ``workers``,
+        ``preprocessing``, ``window``, ``nifti_slice``
+        (see :func:`audit.io.image_model.load_image_model`).
 
     Raises
     ------
@@ -474,7 +499,8 @@ def load_model(
     UntrustedModelError
         A pickle without ``trust_model``, or a skops file with types not in ``trusted_types``.
     ModelError
-        Any other spec that cannot be loaded, with the supported forms.
+        Any other spec that cannot be loaded, with the supported forms; a torch/ONNX model
+        without an image column.
     """
     if isinstance(score_columns, str):
         score_columns = (score_columns,)
@@ -490,8 +516,18 @@ def load_model(
 
     path = Path(spec)
     suffix = path.suffix.lower()
-    if suffix in PLANNED_SUFFIXES:
-        return _planned_adapter(path)
+    if suffix in NETWORK_SUFFIXES:
+        if not image_column:
+            raise _network_without_images(path)
+        from audit.io.image_model import load_image_model
+
+        return load_image_model(spec, image_column=image_column, trust_model=trust_model,
+                                **network_options)
+    if network_options:
+        raise TypeError(
+            f"load_model: {', '.join(sorted(network_options))} apply to torch/ONNX models only, "
+            f"not to {spec!r}"
+        )
     if suffix in SKOPS_SUFFIXES + PICKLE_SUFFIXES:
         if not path.exists():
             raise InputError(f"Model file not found: {path}")

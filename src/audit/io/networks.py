@@ -82,13 +82,19 @@ _STATE_DICT_WRAPPERS = ("state_dict", "model_state_dict")
 
 # --------------------------------------------------------------------------- helpers
 
-from audit.io.models import _sha256_file  # noqa: E402  (one copy of the file hash)
-from audit.io.models import _short_list as _models_short_list  # noqa: E402
 
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _short_list(names, limit: int = 5) -> str:
-    return _models_short_list(names, limit)
+    names = [str(n) for n in names]
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 def _format_shape(per_sample) -> str:

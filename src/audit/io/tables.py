@@ -184,7 +184,7 @@ def check_columns(path: Path, header: list[str], columns: list[str], *, delimite
         )
 
 
-def _read(path, header, columns, *, delimiter, categorical, na_values) -> pd.DataFrame:
+def _read(path, header, columns, *, delimiter, categorical, na_values, text=()) -> pd.DataFrame:
     wanted = list(header) if columns is None else list(dict.fromkeys(columns))
     twice = sorted({c for c in header if c in wanted and header.count(c) > 1})
     if twice:
@@ -206,8 +206,10 @@ def _read(path, header, columns, *, delimiter, categorical, na_values) -> pd.Dat
             frame = pd.read_csv(path, sep=_separator(path, delimiter), low_memory=False)
         else:
             na = {c: markers if c in categorical else list(DEFAULT_NA) for c in wanted}
+            # ``text`` columns stay text: a file named 007 must not be read as the number 7.
+            dtype = {c: str for c in text if c in wanted} or None
             frame = pd.read_csv(path, sep=_separator(path, delimiter), usecols=wanted, low_memory=False,
-                                keep_default_na=False, na_values=na)
+                                keep_default_na=False, na_values=na, dtype=dtype)
     if frame.shape[1] == 0:
         raise InputError(f"{path} has no columns; expected a table with a header row.")
     if len(frame) == 0:
@@ -231,7 +233,7 @@ def required_columns(cfg: DataConfig, *, need_features: bool) -> list[str]:
     binned = {b.name for b in cfg.bins}
     cols = [c for c in cols if c not in binned]
     cols += [b.column for b in cfg.bins]
-    for c in (cfg.id, cfg.site, cfg.time):
+    for c in (cfg.id, cfg.site, cfg.time, cfg.image_column):
         if c:
             cols.append(c)
     if need_features:
@@ -258,8 +260,10 @@ def load_dataset(path: Path, cfg: DataConfig, *, name: str, need_features: bool,
     if not need_scores:
         wanted = [c for c in wanted if c not in cfg.score]
     check_columns(path, header, wanted, delimiter=cfg.delimiter)
+    image_column = cfg.image_column
+    text = (image_column,) if image_column else ()
     frame = _read(path, header, wanted, delimiter=cfg.delimiter,
-                  categorical=categorical_columns(cfg), na_values=cfg.na_values)
+                  categorical=categorical_columns(cfg) + text, na_values=cfg.na_values, text=text)
     n_read = len(frame)
 
     # Missing labels/scores: count them; drop only when asked, and say how many.
@@ -275,6 +279,9 @@ def load_dataset(path: Path, cfg: DataConfig, *, name: str, need_features: bool,
                 "Fix the data or pass --drop-missing to drop them (the report states how many)."
             )
         frame = frame.loc[~nan_mask]
+    if image_column:
+        # Before the index is reset, so that the message names the row of the file.
+        frame[image_column] = _image_paths(frame[image_column], image_column, path)
     frame = frame.reset_index(drop=True)
     if len(frame) == 0:
         raise InputError(f"{path}: no rows left after dropping {n_nan} rows with missing label/score.")
@@ -310,6 +317,34 @@ def load_dataset(path: Path, cfg: DataConfig, *, name: str, need_features: bool,
         frame[cfg.id] = frame[cfg.id].astype("string").fillna(MISSING_GROUP)
     return Dataset(name=name, path=Path(path), frame=frame, sha256=sha256_file(path),
                    n_rows_read=n_read, n_dropped=n_nan)
+
+
+def _image_paths(series: pd.Series, col: str, path: Path) -> pd.Series:
+    """The image column as text paths; a missing or non-text value is an InputError.
+
+    ``series`` keeps the file's row positions as its index (0 = the first data row).
+    """
+    def row(position) -> str:
+        position = int(position)
+        line = "" if _is_parquet(path) else f", line {position + 2} of the file"
+        return f"data row {position + 1}{line}"
+
+    not_text = series.notna() & ~series.map(lambda v: isinstance(v, str))
+    if not_text.any():
+        first = series.index[not_text.to_numpy()][0]
+        raise InputError(
+            f"Image column '{col}' in {path} must hold file paths (text), but {int(not_text.sum())} values "
+            f"are not text (the first, {_plain(series[first])!r}, in {row(first)}). Store the paths as strings."
+        )
+    missing = series.isna() | (series.fillna("").astype(str).str.strip() == "")
+    if missing.any():
+        first = series.index[missing.to_numpy()][0]
+        raise InputError(
+            f"Image column '{col}' in {path} has {int(missing.sum())} missing image paths (empty cells); "
+            f"the first in {row(first)}. Fill in the path of each row's image (relative to the manifest's "
+            "folder, or absolute), or remove those rows."
+        )
+    return series.astype(object)
 
 
 def _binary_labels(series: pd.Series, col: str, path: Path) -> pd.Series:

@@ -8,6 +8,7 @@ a baseline run whose value for X was published (the group was larger then).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import jsonschema
 import pytest
@@ -220,3 +221,26 @@ def test_fixed_gates_still_print_their_number(gate):
     r = public_record(result((fixed,)))
     assert gate_words(r.gates[0]).endswith("≤ 5 points")
     assert "baseline" not in render_markdown(r) and "baseline" not in render_junit(r)
+
+
+def test_a_baseline_gate_over_perturbations_matches_each_perturbation_and_severity():
+    # Two robustness records of one id, group and label: only the perturbation and severity
+    # tell them apart, in the run and in the baseline.
+    def drop(pert, sev, value):
+        return Metric("auroc_drop", value, n=500, ci=(value - 0.01, value + 0.01), ci_method="paired_wald",
+                      level=0.95, perturbation=pert, severity=sev)
+
+    p = PluginResult("robustness", "Robustness", "0.1.0", Status.PASS, "Drops.",
+                     metrics=(drop("blur", 1, 0.03), drop("blur", 2, 0.10)))
+    records = (BaselineRecord(label=None, group=None, reference=None, value=0.02, perturbation="blur", severity=1),
+               BaselineRecord(label=None, group=None, reference=None, value=0.09, perturbation="blur", severity=2))
+    spec_ = GateSpec("robustness", "auroc_drop", "<=", 0.02, baseline=True,
+                     baseline_run=Baseline(history="h.db", run_id=RUN_ID, records=records))
+    g = evaluate_gate(spec_, p, "interval")
+    assert [c.threshold for c in g.checks] == pytest.approx([0.04, 0.11])
+    assert [c.status for c in g.checks] == [Status.PASS, Status.PASS]
+    assert [c.detail for c in g.checks] == ["blur at severity 1", "blur at severity 2"]
+    # Without the scope both records would be one ambiguous key: no baseline value at all.
+    plain = tuple(BaselineRecord(label=None, group=None, reference=None, value=r.value) for r in records)
+    g = evaluate_gate(replace(spec_, baseline_run=Baseline(history="h.db", run_id=RUN_ID, records=plain)), p, "interval")
+    assert all(c.threshold is None and c.status == Status.INCONCLUSIVE for c in g.checks)

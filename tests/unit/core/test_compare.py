@@ -237,3 +237,15 @@ def test_format_limits_long_sections():
     b = doc(*(gap(0.12, (0.08, 0.16), group=("site", str(i))) for i in range(30)))
     text = format_comparison(compare_results(a, b), limit=5)
     assert "## Worse beyond the interval (30)" in text and "- ... and 25 more" in text
+
+
+def test_records_of_one_id_are_paired_by_perturbation_and_severity_not_by_order():
+    def drop(pert, sev, value):
+        return Metric("auroc_drop", value, n=500, ci=(value - 0.01, value + 0.01), ci_method="paired_wald",
+                      perturbation=pert, severity=sev)
+
+    a = doc(drop("blur", 1, 0.01), drop("blur", 2, 0.10), plugin="robustness")
+    b = doc(drop("blur", 2, 0.10), drop("blur", 1, 0.05), plugin="robustness")  # order swapped
+    comp = compare_results(a, b)
+    assert [(c.detail, c.kind) for c in comp.metrics] == [("blur at severity 1", "worse")]
+    assert comp.metrics[0].where == "overall, blur at severity 1"

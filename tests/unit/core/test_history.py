@@ -365,12 +365,25 @@ def test_gate_checks_keep_feature_and_threshold(db):
         assert conn.execute("SELECT feature, threshold, value FROM gate_checks").fetchall() == [("age", 0.07, 0.05)]
 
 
+def test_gate_checks_keep_perturbation_and_severity(db):
+    doc = results()
+    doc["gates"][0]["checks"][0] |= {"perturbation": "gaussian_noise", "severity": 3}
+    append_run(db, doc)
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT perturbation, severity FROM gate_checks").fetchall() == [("gaussian_noise", 3)]
+    doc["gates"][0]["checks"][0]["severity"] = 2.5
+    with pytest.raises(InputError, match=r"checks\[0\]\.severity is 2\.5, not a whole number"):
+        append_run(db, doc)
+
+
 def test_a_version_1_history_is_upgraded_in_place_on_the_next_write(db):
     first = append_run(db, results())
     # Make it a version-1 file: no feature or threshold on gate checks.
     with closing(sqlite3.connect(db)) as conn:
         conn.execute("ALTER TABLE gate_checks DROP COLUMN feature")
         conn.execute("ALTER TABLE gate_checks DROP COLUMN threshold")
+        conn.execute("ALTER TABLE gate_checks DROP COLUMN perturbation")
+        conn.execute("ALTER TABLE gate_checks DROP COLUMN severity")
         conn.execute("UPDATE history_schema SET value = '1' WHERE key = 'version'")
         conn.execute("PRAGMA user_version = 1")
         conn.commit()
@@ -379,7 +392,7 @@ def test_a_version_1_history_is_upgraded_in_place_on_the_next_write(db):
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     append_run(db, results(0.04, finished="2026-02-01T10:00:00+00:00"))
     with closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == history.HISTORY_VERSION == 2
-        assert dict(conn.execute("SELECT key, value FROM history_schema"))["version"] == "2"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == history.HISTORY_VERSION == 3
+        assert dict(conn.execute("SELECT key, value FROM history_schema"))["version"] == "3"
         assert conn.execute("SELECT count(*), count(threshold) FROM gate_checks").fetchone() == (2, 0)
     assert len(list_runs(db)) == 2

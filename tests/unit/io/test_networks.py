@@ -98,8 +98,10 @@ def _export_onnx(model, example, path, output_names=("logits",)):
     else:
         onnxscript_missing = False
     with warnings.catch_warnings():
-        # Without onnxscript only the legacy TorchScript exporter works; it is deprecated.
+        # Without onnxscript only the legacy TorchScript exporter works; it is deprecated. With
+        # it, torch's dynamo exporter trips its own pytree FutureWarning (torch 2.13).
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
         if onnxscript_missing:
             dynamic = {"x": {0: "N"}, **{name: {0: "N"} for name in output_names}}
             torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["x"],

@@ -18,7 +18,11 @@ def test_installed_plugins_pass_the_contract(name):
     raw = {"fairness": {"bootstrap": 200}, "traceability": {"window": "14"}}.get(name)
     params = make_params(cls, raw) if raw else None
     result = check_plugin(cls, params)
-    assert result.metrics
+    if name == "robustness":
+        # The toy context is predictions-only: nothing to perturb (tested in test_robustness).
+        assert result.status == Status.SKIPPED and "predictions" in result.summary
+    else:
+        assert result.metrics
 
 
 class _Good(AuditPlugin):
