@@ -61,7 +61,7 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse.csgraph import connected_components
 
-from audit.core.results import ACROSS_SITES, REFERENCE_DATA, Metric
+from audit.core.results import ACROSS_SITES, NOT_RUN, REFERENCE_DATA, Metric
 from audit.plugins.disaggregation import COUNT_CELLS, DENOMINATOR, DIRECTION, NUMERATOR
 
 __all__ = ["Count", "feasible_ranges", "secondary_suppression"]
@@ -83,6 +83,9 @@ _TIME_LIMIT = 2.0
 # Largest joint programme (atom cells over all labels) audited by default; beyond it the
 # marginal model is the reader (see the module docstring).
 _JOINT_MAX_VARS = 1000
+# One set of cells per block of atoms an outcome cannot tell apart (see _Audit._blocks); the
+# tests switch it off to check that merging changes no feasible range.
+_MERGE_BLOCKS = True
 
 # Kinds of rows of the programme, by what decides whether the reader has them.
 _STRUCTURE, _RECORD, _N_FIELD, _RATE, _ZERO_GAP = range(5)
@@ -147,6 +150,7 @@ def feasible_ranges(metrics: Sequence[Metric], targets: Iterable[Count], *,
         If the published numbers contradict each other (no table fits them).
     """
     targets = list(dict.fromkeys(targets))
+    metrics = [_as_table(m) for m in metrics]
     outside = {_group_key(m.group) for m in metrics if REFERENCE_DATA in m.flags}
     model = [m for m in metrics if not _outside_model(m)]
     reader = _Reader(model, [t for t in targets if t.group not in outside], joint, outside=outside, rates=metrics)
@@ -196,7 +200,7 @@ def secondary_suppression(metrics: Sequence[Metric], protected: Iterable[Count],
         published records alone pin it, which no suppression of ``metrics`` can change.
     """
     metrics = list(metrics)
-    published = list(published)
+    published = [_as_table(m) for m in published]
     protected = list(dict.fromkeys(protected))
     everything = published + metrics
     # Records of another population (the reference data) are not rows of the audited data.
@@ -255,10 +259,30 @@ def _protect(reader: _Reader, target: Count, hidden: np.ndarray) -> np.ndarray:
     return audit.close(hidden | np.logical_or.reduce(taken))
 
 
+def _as_table(m: Metric) -> Metric:
+    """A record of a perturbed input (robustness plugin: ``perturbation``, ``severity``) is a
+    count of another confusion table of the same rows: the reader models it as another label,
+    ``"<label>|<perturbation>@<severity>"``, which shares the rows' n but not their outcomes."""
+    if getattr(m, "perturbation", None) is None:
+        return m
+    return replace(m, label=f"{m.label or ''}|{m.perturbation}@{m.severity}")
+
+
+def _clean_of(label: str | None) -> tuple[bool, str | None]:
+    """Whether ``label`` names a perturbed table (``"<label>|<perturbation>@<severity>"``, see
+    :func:`_as_table`), and the label of its clean table (None in a single-label audit)."""
+    if isinstance(label, str) and "|" in label:
+        base, _, table = label.rpartition("|")
+        if "@" in table:
+            return True, base or None
+    return False, None
+
+
 def _outside_model(m: Metric) -> bool:
     """Records that are not counts of the audited rows: another population's (the reference
-    data's), and summaries across sites (whose n counts sites)."""
-    return REFERENCE_DATA in m.flags or ACROSS_SITES in m.flags
+    data's), summaries across sites (whose n counts sites), and records of a computation that
+    did not run (which say nothing of any count, unlike an undefined rate)."""
+    return REFERENCE_DATA in m.flags or ACROSS_SITES in m.flags or NOT_RUN in m.flags
 
 
 def _group_key(group: dict[str, str] | None) -> _GroupKey:
@@ -315,6 +339,7 @@ class _Audit:
                               if _group_key(m.group) in self.outside and _rate(m.id) and m.value is not None
                               and not m.suppressed}
         self._pool: list[tuple[np.ndarray, np.ndarray]] = []
+        self._targets = list(targets)
         self._index(targets)
         self._build_atoms()
         self._build_rows()
@@ -381,10 +406,62 @@ class _Audit:
             offset += len(signatures)
         self.member[0] = self.component_atoms[0]  # overall: all atoms of any one component
         self.n_atoms = offset
+        self.atom_component = np.zeros(offset, np.int64)
+        for c, atoms in enumerate(self.component_atoms):
+            self.atom_component[atoms] = c
+        self._blocks()
         # Atom cells, then one aggregate per (group, outcome, cell): published numbers are short
         # rows on aggregates, and each aggregate is defined once from its atoms.
         self.n_atom_vars = len(self.outcome_ids) * self.n_atoms * 4
         self.n_vars = self.n_atom_vars + len(self.groups) * len(self.outcome_ids) * 4
+
+    def _blocks(self) -> None:
+        """Per outcome, the atoms merged where none of its numbers tells them apart.
+
+        An outcome's cells only have to add up, atom by atom, to the atom's size (the rows
+        are the same for every outcome) and, group by group, to its published numbers. Atoms
+        that lie in the same of the outcome's groups (the robustness plugin's perturbed tables
+        have no site groups, so every site of one sex and age band) form a block: whatever the
+        block's cells, nonnegative integers for its atoms that add up to both always exist (a
+        transportation table with equal row and column sums), so one set of cells per block is
+        exact, and an audit with many outcomes and many sites no longer grows as their
+        product. ``self.kept[o, a]``: atom ``a`` carries outcome ``o``'s cells for its block;
+        ``self.rep[o, a]``: the atom that does. The first outcome keeps every atom (it
+        carries the sizes).
+        """
+        n_out = len(self.outcome_ids)
+        mine = [set() for _ in range(n_out)]
+        refs = [self.group_ids.get(_group_key(m.reference_group)) for m in self.metrics]
+        for g, o, r in zip(self.rec_group, self.rec_outcome, refs, strict=True):
+            mine[o].add(int(g))
+            if r is not None:
+                mine[o].add(int(r))
+        for t in self._targets:
+            mine[self.outcome_ids[t.label]].add(self.group_ids[t.group])
+        # A perturbed table and its clean one share each atom's positives (the labels are the
+        # same rows' labels): they are merged alike, so that the sharing is one row per block.
+        self.base: dict[int, int] = {}
+        for label, o in self.outcome_ids.items():
+            perturbed, clean = _clean_of(label)
+            if perturbed and clean in self.outcome_ids:  # absent: a sample's own clean table
+                self.base[o] = self.outcome_ids[clean]
+        for b in set(self.base.values()) - {0}:  # the first outcome keeps every atom anyway
+            family = [b, *(o for o, bb in self.base.items() if bb == b)]
+            union = set().union(*(mine[o] for o in family))
+            for o in family:
+                mine[o] = set(union)
+        self.rep = np.tile(np.arange(self.n_atoms), (n_out, 1))
+        self.kept = np.ones((n_out, self.n_atoms), bool)
+        for o in range(1, n_out if _MERGE_BLOCKS else 1):
+            groups = sorted(mine[o] - {0})
+            signature = np.zeros((self.n_atoms, len(groups) + 1), np.int64)
+            signature[:, 0] = self.atom_component
+            for j, g in enumerate(groups):
+                signature[self.member[g], j + 1] = 1
+            _, first, inverse = np.unique(signature, axis=0, return_index=True, return_inverse=True)
+            self.rep[o] = first[inverse.ravel()]
+            self.kept[o] = False
+            self.kept[o, first] = True
 
     @staticmethod
     def _component_atoms(attrs: tuple[str, ...], keys: list) -> np.ndarray:
@@ -430,7 +507,9 @@ class _Audit:
 
     def _atom_form(self, group: int, outcome: int, coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cells = np.flatnonzero(coef)
-        base = (outcome * self.n_atoms + self.member[group]) * 4
+        members = self.member[group]
+        members = members[self.kept[outcome, members]]  # one atom per block (see _blocks)
+        base = (outcome * self.n_atoms + members) * 4
         return (base[:, None] + cells[None, :]).ravel(), np.tile(coef[cells], len(base))
 
     def target(self, count: Count) -> np.ndarray:
@@ -462,8 +541,18 @@ class _Audit:
         """What the reader knows without any number: shared rows, existing groups."""
         for o in range(1, len(self.outcome_ids)):
             for a in range(self.n_atoms):
-                cols = np.r_[(o * self.n_atoms + a) * 4 + np.arange(4), a * 4 + np.arange(4)]
-                rows.add(cols, np.r_[np.ones(4), -np.ones(4)], 0.0, 0.0, _STRUCTURE)
+                if not self.kept[o, a]:  # its block's cells sit on another atom (see _blocks)
+                    continue
+                block = np.flatnonzero(self.rep[o] == a)
+                cols = np.r_[(o * self.n_atoms + a) * 4 + np.arange(4), (block[:, None] * 4 + np.arange(4)).ravel()]
+                rows.add(cols, np.r_[np.ones(4), -np.ones(4 * len(block))], 0.0, 0.0, _STRUCTURE)
+                b = self.base.get(o)
+                if b is not None:  # the same positives as the clean table (see _blocks)
+                    pos = list(COUNT_CELLS["positives"])
+                    theirs = block if b == 0 else np.array([a])
+                    cols = np.r_[(o * self.n_atoms + a) * 4 + np.array(pos),
+                                 ((b * self.n_atoms + theirs)[:, None] * 4 + np.array(pos)).ravel()]
+                    rows.add(cols, np.r_[np.ones(len(pos)), -np.ones(len(pos) * len(theirs))], 0.0, 0.0, _STRUCTURE)
         for g in range(len(self.groups)):
             for o in range(len(self.outcome_ids)):
                 for k in range(4):
@@ -476,12 +565,13 @@ class _Audit:
         # Every component adds up to the same whole.
         for atoms in self.component_atoms[1:]:
             for o in range(len(self.outcome_ids)):
+                own = atoms[self.kept[o, atoms]]
                 for k in range(4):
                     unit = np.zeros(4)
                     unit[k] = 1.0
                     agg, _ = self.form(0, o, unit)
-                    rows.add(np.r_[(o * self.n_atoms + atoms) * 4 + k, agg],
-                             np.r_[np.ones(len(atoms)), -1.0], 0.0, 0.0, _STRUCTURE)
+                    rows.add(np.r_[(o * self.n_atoms + own) * 4 + k, agg],
+                             np.r_[np.ones(len(own)), -1.0], 0.0, 0.0, _STRUCTURE)
 
     def _record_rows(self, rows: _Rows) -> None:
         """Counts, denominators and numerators of each record; the n fields of each group.

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from audit.cli import app
 from audit.core.results import AuditResult, Metric
 from audit.plugins.disaggregation import DENOMINATOR, NUMERATOR
-from audit.privacy import Count, feasible_ranges
+from audit.privacy import Count, _as_table, feasible_ranges
 
 runner = CliRunner()
 RATE_IDS = {**{m: m for m in NUMERATOR}, "underdiagnosis_rate": "fnr", "overdiagnosis_rate": "fpr"}
@@ -31,6 +31,9 @@ RATE_IDS = {**{m: m for m in NUMERATOR}, "underdiagnosis_rate": "fnr", "overdiag
 def _targets(public, truth, min_cell=10):
     """The small cells: every count behind a suppressed record that is 1 to ``min_cell - 1``
     (in rows, or in patients for a group's size), read off the private full record."""
+    # A perturbed table's records (robustness) are counts of another outcome of the same rows:
+    # the disclosure model names it "<label>|<perturbation>@<severity>" (audit.privacy).
+    public, truth = [_as_table(m) for m in public], [_as_table(m) for m in truth]
     true = {(m.id, tuple(sorted((m.group or {}).items())), m.label, m.reference): m for m in truth}
     counts = _true_counts(truth)
     out = set()
@@ -85,7 +88,7 @@ def _attack(out: Path, private: Path):
 
 def _true_counts(metrics):
     counts = {}
-    for m in metrics:
+    for m in map(_as_table, metrics):
         where = tuple(sorted((m.group or {}).items())) or None
         if m.id == "n" and m.value is not None:
             counts[Count("n", where, m.label)] = m.value

@@ -511,3 +511,57 @@ def test_the_reference_data_pseudo_site_is_another_population():
     out = secondary_suppression(records, [missed])
     assert ("fnr_gap", {"clinic": "B"}, None) in newly_hidden(records, out)
     assert_protected(out, [missed])
+
+
+# -- outcomes that tell fewer groups apart (the robustness plugin's perturbed tables) ----------
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("joint", [False, True])
+def test_merging_the_atoms_an_outcome_cannot_tell_apart_changes_no_range(seed, joint, monkeypatch):
+    # Label a is published by sex, site and their cells; label b (a perturbed table of the
+    # same rows) only by sex. b's cells over the sites of one sex are then one block: the
+    # reader's ranges must be exactly those of the programme with every atom's cells.
+    import audit.privacy as privacy
+
+    rng = np.random.default_rng(100 + seed)
+    sites = [f"s{i}" for i in range(rng.integers(2, 5))]
+    table = []
+    for sex in ("F", "M"):
+        for site in sites:
+            n = int(rng.integers(1, 30))
+            table.append(({"sex": sex, "site": site},
+                          {lab: tuple(int(x) for x in rng.multinomial(n, rng.dirichlet(np.ones(4))))
+                           for lab in ("a", "b")}))
+    a, _ = fairness_like(table, [("sex",), ("site",), ("sex", "site")], ("a",), min_cell=5)
+    b, _ = fairness_like(table, [("sex",)], ("b",), min_cell=5)
+    metrics = a + b
+    targets = [Count(name, key(g), lab) for lab, cols in (("a", ("sex", "site")), ("b", ("sex",)))
+               for g in groups_of(table, cols) for name in ("n", "positives", "tp", "fp")]
+    targets += [Count("positives", None, "b")]
+    merged = feasible_ranges(metrics, targets, joint=joint)
+    monkeypatch.setattr(privacy, "_MERGE_BLOCKS", False)
+    full = feasible_ranges(metrics, targets, joint=joint)
+    assert merged == full
+    # and the merged programme is smaller
+    monkeypatch.setattr(privacy, "_MERGE_BLOCKS", True)
+    small = privacy._Audit(metrics, targets, joint=joint)
+    monkeypatch.setattr(privacy, "_MERGE_BLOCKS", False)
+    big = privacy._Audit(metrics, targets, joint=joint)
+    assert small.matrix.nnz < big.matrix.nnz
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_a_perturbed_table_shares_the_clean_tables_positives(joint):
+    # The robustness plugin's perturbed tables classify the same rows with the same labels: a
+    # woman's hidden count of positives is the denominator of her perturbed sensitivity. The
+    # reader knows it (a perturbed table is not another label with positives of its own).
+    table = [({"sex": "F"}, {None: (5, 2, 30, 40), "|noise@1": (3, 4, 33, 37)}),
+             ({"sex": "M"}, {None: (20, 6, 25, 50), "|noise@1": (18, 8, 24, 51)})]
+    clean = publish(table, [("sex",)], ids=("n", "positives"),
+                    hide=lambda mid, group, label: mid == "positives" and group is not None)
+    perturbed = [Metric("sensitivity", 3 / 7, n=77, group={"sex": "F"}, denominator=7, perturbation="noise",
+                        severity=1)]
+    target = Count("positives", (("sex", "F"),), None)
+    assert feasible_ranges(clean, [target], joint=joint)[target] != (7, 7)  # hidden on its own
+    assert feasible_ranges(clean + perturbed, [target], joint=joint)[target] == (7, 7)
