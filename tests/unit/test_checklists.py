@@ -349,7 +349,7 @@ def test_table_without_results_says_what_could_measure_each_item():
     assert "TRIPOD+AI: 0 of 52 sub-items measured, 1 attested, 0 partly measured, 0 not applicable, 51 open" in text
     assert "answer: REC approval 21/LO/1234" in text
     assert "measurable by: operating_point" in text  # item 15
-    assert "not assessed yet: robustness plugin" in text  # item 27a
+    assert "measurable by: auroc_drop, flip_rate" in text  # item 27a (robustness plugin)
 
 
 def test_table_with_results_shows_evidence_and_findings():

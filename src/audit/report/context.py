@@ -259,15 +259,15 @@ def gate_view(g: GateResult, limit: int, display: DisplayNames | None = None) ->
     metric_id = g.metric.rsplit(".", 1)[-1]
     checks = tuple(
         CheckView(
-            group=group_label(c.group) if not c.feature else c.feature,
+            group=group_label(c.group) if not c.detail else c.detail,
             label=shorten(c.label or ""),
             reference=c.reference or "",
             value=check_text(metric_id, c.value, c.ci, c.suppressed, limit),
             status=str(c.status),
             symbol=status_symbol(c.status),
             suppressed=c.suppressed,
-            group_name=display.group(c.group) if not c.feature else (
-                c.feature if not c.group else f"{display.group(c.group)}, {c.feature}"),
+            group_name=display.group(c.group) if not c.detail else (
+                c.detail if not c.group else f"{display.group(c.group)}, {c.detail}"),
         )
         for c in g.checks
     )

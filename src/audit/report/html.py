@@ -47,6 +47,7 @@ from audit.report.names import DisplayNames
 from audit.report.suppression import for_display
 from audit.report.templates import environment
 from audit.report.text import Names, Part, phrase_html
+from audit.report.robustness import RobustnessView, is_robustness, robustness_view
 from audit.report.traceability import TraceabilityView, is_traceability, traceability_view
 from audit.report.universality import (
     UniversalityView,
@@ -150,6 +151,7 @@ class PluginView:
     universality: UniversalityView | None = None
     calibration: CalibrationView | None = None
     traceability: TraceabilityView | None = None
+    robustness: RobustnessView | None = None
 
 
 def _figure(data) -> FigureView | None:
@@ -216,13 +218,15 @@ def plugin_view(plugin: PluginResult, limit: int, names: DisplayNames | None = N
         methods=methods_view(plugin),
         warnings=plugin.warnings,
     )
-    if is_universality(plugin) or is_calibration(plugin) or is_traceability(plugin):
-        # Sites, calibration curves and drift have sections of their own: a table of every
-        # metric by site and the gap matrices were 77 rows × 30 metrics in the demo, most hidden.
+    if is_universality(plugin) or is_calibration(plugin) or is_traceability(plugin) or is_robustness(plugin):
+        # Sites, calibration curves, drift and perturbations have sections of their own: a table
+        # of every metric by site and the gap matrices were 77 rows × 30 metrics in the demo.
         if is_universality(plugin):
             own = {"universality": universality_view(plugin, limit, names)}
         elif is_calibration(plugin):
             own = {"calibration": calibration_view(plugin, limit, names)}
+        elif is_robustness(plugin):
+            own = {"robustness": robustness_view(plugin)}
         else:
             own = {"traceability": traceability_view(plugin)}
         return PluginView(**header, tables=(), threshold_figures=(), gaps=(), other_gaps=None,
@@ -355,7 +359,7 @@ def board_plugin_view(plugin: PluginResult, limit: int, names: DisplayNames | No
     grouping of the headline analysis (the only one, or in multi-label mode the
     underdiagnosis rate) the key metric's plot and its largest gap."""
     names = names or DisplayNames()
-    if is_universality(plugin) or is_calibration(plugin) or is_traceability(plugin):
+    if is_universality(plugin) or is_calibration(plugin) or is_traceability(plugin) or is_robustness(plugin):
         return _board_own_view(plugin, limit, names)
     tables = [t for t in group_tables(plugin, limit, names) if t.grouping]
     headline = [t for t in tables if t.label is None] or tables[:1]
@@ -404,7 +408,7 @@ def _board_own_view(plugin: PluginResult, limit: int, names: DisplayNames) -> Bo
         lead = phrase_html(parts) if parts else ""
         cards: list = []
         lines = [f for f in views if f.status != "PASS"] or views
-    elif is_traceability(plugin):
+    elif is_traceability(plugin) or is_robustness(plugin):
         # Its findings say it in words (drift, performance against the reference, change over
         # time): the worst as a card, the rest that are not PASS as lines.
         figure = None
@@ -497,8 +501,9 @@ def _provenance_facts(result: AuditResult, head: dict[str, Any]) -> list[tuple[s
             facts.append((name, f"{ref.name} ({sha})" if sha else ref.name))
     tool = prov.get("tool") if isinstance(prov.get("tool"), Mapping) else {}
     version = tool.get("version") or (prov.get("versions") or {}).get("future-audit")
-    if version:
-        facts.append(("future-audit", str(version)))
+    # The version and the full record in one row: the board's copy stays one page shorter.
+    record = f"full record results.json (format {result.schema_version}); every number: technical-report.html"
+    facts.append(("future-audit", f"{version}; {record}" if version else record[0].upper() + record[1:]))
     facts.append(("Audit run", f"{head['started_at']} to {head['finished_at']}"))
     git = prov.get("git")
     if isinstance(git, Mapping) and git.get("commit"):
@@ -508,7 +513,6 @@ def _provenance_facts(result: AuditResult, head: dict[str, Any]) -> list[tuple[s
     versions = prov.get("versions")
     if isinstance(versions, Mapping):
         facts.append(("Software", ", ".join(f"{k} {v}" for k, v in versions.items() if k != "future-audit")))
-    facts.append(("Full record", f"results.json (format {result.schema_version}); every number: technical-report.html"))
     return facts
 
 
@@ -570,6 +574,9 @@ def html_context(result: AuditResult, *, for_pdf: bool = False, edition: str = "
             "plugins": plugins,
             "not_run": [v for v in page["verdict"] if v.status in (NOT_ASSESSED, "SKIPPED", "ERROR")],
             "board_warnings": BOARD_WARNINGS,
+            # A poor operating point is the first screen's banner already: not said twice.
+            "warnings": [w for w in page["warnings"] if w[1] not in {
+                op.operating_point.message for op in page["first_screen"]["operating_point_warnings"]}],
             "facts": _provenance_facts(result, page),
             "contents": [("verdict", "Verdict"), ("findings", "Key findings"),
                          ("not-assessed", "Not assessed"), ("sign-off", "Sign-off"), ("provenance", "Provenance")],

@@ -75,8 +75,8 @@ def _gate_cases(result: AuditResult, names: DisplayNames) -> list[_Case]:
             if c.status == Status.PASS:
                 continue
             where = names.group(c.group)
-            if c.feature:
-                where = c.feature if not c.group else f"{where}, {c.feature}"
+            if c.detail:
+                where = c.detail if not c.group else f"{where}, {c.detail}"
             if c.label:
                 where += f" [{shorten(c.label)}]"
             if c.reference:

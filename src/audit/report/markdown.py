@@ -203,8 +203,8 @@ def _gate_detail(g: GateResult, plugins: dict[str, PluginResult], names: Display
         status = _status(str(c.status))
         if c.status == Status.INCONCLUSIVE:
             status += f": {_undecided_why(c, g, flags, limit)}"
-        row = [md_escape(names.group(c.group) if not c.feature else
-                         (c.feature if not c.group else f"{names.group(c.group)}, {c.feature}"))]
+        row = [md_escape(names.group(c.group) if not c.detail else
+                         (c.detail if not c.group else f"{names.group(c.group)}, {c.detail}"))]
         if labelled:
             row.append(md_escape(shorten(c.label or "—")))
         if compared:

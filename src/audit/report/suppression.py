@@ -27,11 +27,17 @@ DERIVED_FROM: dict[str, tuple[str, ...]] = {
     "specificity_transfer_loss": ("specificity", "fpr"),
 }
 
-_Key = tuple[str, tuple[tuple[str, str], ...], str | None]
+_Key = tuple
 
 
-def _key(metric_id: str, group: dict[str, str] | None, label: str | None) -> _Key:
-    return metric_id, tuple(sorted((group or {}).items())), label
+def _key(metric_id: str, group: dict[str, str] | None, label: str | None, scope: tuple = ()) -> _Key:
+    # scope: the feature, perturbation and severity that tell records of one id apart (a
+    # perturbed table's sensitivity is not the clean one's).
+    return metric_id, tuple(sorted((group or {}).items())), label, scope
+
+
+def _scope(m) -> tuple:
+    return (m.feature, m.perturbation, m.severity)
 
 
 def _sources(metric: Metric) -> tuple[str, ...]:
@@ -42,12 +48,12 @@ def _sources(metric: Metric) -> tuple[str, ...]:
 
 
 def _plugin(plugin: PluginResult) -> PluginResult:
-    hidden = {_key(m.id, m.group, m.label) for m in plugin.metrics if m.suppressed}
+    hidden = {_key(m.id, m.group, m.label, _scope(m)) for m in plugin.metrics if m.suppressed}
     metrics = []
     changed = False
     for m in plugin.metrics:
         if not m.suppressed and m.value is not None and any(
-            _key(s, m.group, m.label) in hidden for s in _sources(m)
+            _key(s, m.group, m.label, _scope(m)) in hidden for s in _sources(m)
         ):
             m = replace(m, suppressed=True)
             changed = True
@@ -59,14 +65,14 @@ def _gate(gate: GateResult, plugins: dict[str, PluginResult]) -> GateResult:
     name, _, metric_id = gate.metric.rpartition(".")
     candidates = [plugins[name]] if name in plugins else list(plugins.values())
     hidden = {
-        (_key(m.id, m.group, m.label), m.reference)
+        (_key(m.id, m.group, m.label, _scope(m)), m.reference)
         for p in candidates
         for m in p.metrics
         if m.suppressed and m.id == metric_id
     }
     checks = tuple(
         replace(c, suppressed=True)
-        if not c.suppressed and (_key(metric_id, c.group, c.label), c.reference) in hidden
+        if not c.suppressed and (_key(metric_id, c.group, c.label, _scope(c)), c.reference) in hidden
         else c
         for c in gate.checks
     )

@@ -4,7 +4,8 @@ Each perturbation takes a pandas DataFrame of features (numeric and categorical 
 returns a perturbed copy; the input is not modified.
 
 - ``gaussian_noise``: numeric features plus Gaussian noise of 0.05 to 0.5 times the
-  feature's spread (measurement error).
+  feature's spread (measurement error), kept within the column's observed minimum and
+  maximum (a noisy age or turnaround time is never negative).
 - ``missing``: 5% to 50% of the rows of every feature set to missing: NaN in numeric
   columns, None (or the dtype's own missing marker) in the others. Models that cannot take
   missing values will fail on these rows; the robustness plugin reports that failure as the
@@ -225,7 +226,12 @@ def _spread(values: np.ndarray) -> float:
 # across severities (see the module docstring).
 
 def _gaussian_noise(values, sd, spread, rng):
-    return values + sd * spread * rng.standard_normal(values.shape)
+    noisy = values + sd * spread * rng.standard_normal(values.shape)
+    # Kept within the range seen in the column: noise on a turnaround time or an age must not
+    # make it negative, an impossible input that a model may reject (log1p of -2 is NaN) and
+    # that would then be reported as a failure under noise.
+    finite = values[np.isfinite(values)]
+    return np.clip(noisy, finite.min(), finite.max()) if finite.size else noisy
 
 
 def _missing(values, share, spread, rng):
@@ -253,7 +259,7 @@ def _pct(values) -> str:
 _SPECS = [
     ("gaussian_noise", (0.05, 0.1, 0.2, 0.3, 0.5), True, True, _gaussian_noise,
      ("Gaussian noise on numeric features, sd {first:g} to {last:g} times each feature's "
-      "spread")),
+      "spread, within its observed range")),
     ("missing", (0.05, 0.1, 0.2, 0.3, 0.5), True, False, _missing,
      "Missing values in {pct} of the rows of every feature"),
     ("unit_shift", (1.01, 1.05, 1.1, 1.25, 1.5), False, True, _unit_shift,

@@ -117,21 +117,30 @@ def test_numeric_ones_leave_other_columns_alone_and_cast_integers(name, features
     assert out["crp"].dtype == np.float64
 
 
-def test_gaussian_noise_sd_is_a_share_of_the_robust_spread(features):
-    out = TABULAR_PERTURBATIONS["gaussian_noise"].apply(features, 5, seed=0)  # 0.5 spread
+@pytest.fixture
+def wide():
+    """Columns whose observed range lies far beyond the noise (outliers at both ends), so that
+    keeping the noise within the range never clips it."""
+    rng = np.random.default_rng(5)
+    bulk = {"crp": rng.lognormal(2.0, 0.5, 2000), "age": rng.integers(40, 60, 2000).astype(float)}
+    return pd.DataFrame({c: np.r_[x, x.min() - 1000, x.max() + 1000] for c, x in bulk.items()})
+
+
+def test_gaussian_noise_sd_is_a_share_of_the_robust_spread(wide):
+    out = TABULAR_PERTURBATIONS["gaussian_noise"].apply(wide, 5, seed=0)  # 0.5 spread
     for column in ("crp", "age"):
-        x = features[column].to_numpy(float)
-        spread = stats.iqr(x, scale="normal")  # IQR / 1.349, independently computed
+        x = wide[column].to_numpy(float)
+        spread = stats.iqr(x, scale="normal")  # IQR / 1.349, independently computed (outliers ignored)
         noise = out[column].to_numpy() - x
         assert noise.std() == pytest.approx(0.5 * spread, rel=0.05)
         assert abs(noise.mean()) < 0.05 * spread
 
 
-def test_noise_shares_draws_across_severities(features):
+def test_noise_shares_draws_across_severities(wide):
     p = TABULAR_PERTURBATIONS["gaussian_noise"]
-    d1 = p.apply(features, 1, 7)["crp"] - features["crp"]
-    d5 = p.apply(features, 5, 7)["crp"] - features["crp"]
-    np.testing.assert_allclose(d5, 10 * d1, rtol=1e-9, atol=1e-12)
+    d1 = p.apply(wide, 1, 7)["crp"] - wide["crp"]
+    d5 = p.apply(wide, 5, 7)["crp"] - wide["crp"]
+    np.testing.assert_allclose(d5, 10 * d1, rtol=1e-9, atol=1e-9)
 
 
 def test_unit_shift_multiplies_exactly(features):
@@ -150,10 +159,11 @@ def test_rounding_gives_multiples_of_the_step(features):
 
 
 def test_spread_falls_back_to_sd_and_constant_columns_are_kept():
-    frame = pd.DataFrame({"flag": [0.0] * 90 + [1.0] * 10, "const": [5.0] * 100})
+    # 90% of the values are 5 (IQR 0); the others span 0 to 10, far beyond the noise.
+    frame = pd.DataFrame({"flag": [5.0] * 90 + list(np.linspace(0.0, 10.0, 10)), "const": [5.0] * 100})
     out = TABULAR_PERTURBATIONS["gaussian_noise"].apply(frame, 5, seed=0)
     noise = out["flag"] - frame["flag"]
-    assert noise.std() == pytest.approx(0.5 * frame["flag"].std(), rel=0.2)  # IQR is 0
+    assert noise[:90].std() == pytest.approx(0.5 * frame["flag"].std(), rel=0.2)
     pd.testing.assert_series_equal(out["const"], frame["const"])
 
 
@@ -188,3 +198,13 @@ def test_bad_arguments(features):
     twice = pd.DataFrame([[1.0, 2.0]], columns=["a", "a"])
     with pytest.raises(InputError, match="'a' appear more than once"):
         p.apply(twice, 1, 0)
+
+
+def test_gaussian_noise_stays_within_the_observed_range():
+    # A turnaround time of 0.1 h with noise of half its spread would often go negative; a
+    # model taking log1p of it would then fail on an impossible input, not on noise.
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"tat": rng.exponential(2.0, 500)})
+    out = TABULAR_PERTURBATIONS["gaussian_noise"].apply(frame, 5, seed=1)
+    assert out["tat"].min() >= frame["tat"].min() and out["tat"].max() <= frame["tat"].max()
+    assert (out["tat"] != frame["tat"]).mean() > 0.9  # still noisy
