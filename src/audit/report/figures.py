@@ -141,28 +141,31 @@ def forest_svg(data: ForestData, xlim: tuple[float, float] | None = None) -> str
         # Layout uses DejaVu Sans metrics; a name in a script it lacks still renders in the
         # browser (the SVG keeps text as text), so the warning says nothing useful here.
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        fig = Figure(figsize=(7.5, height), layout="constrained")
+        labels = [_short(_name(p)) for p in points]
+        xlabel = DisplayNames.metric(data.metric_id)
+        xlabel = display_label(xlabel[:1].upper() + xlabel[1:])
+        fig = Figure(figsize=(7.5, height))
+        # Margins from the labels' measured widths: matplotlib's constrained layout solver
+        # took half of a figure's time, and a report draws one figure per grouping and label.
+        _fit_margins(fig, left=labels, bottom_lines=2)
         ax = fig.add_subplot()
         ys = list(range(len(points)))[::-1]
-        for y, p in zip(ys, points, strict=True):
-            if p.ci is not None:
-                ax.hlines(y, p.ci[0], p.ci[1], color=BLUE, linewidth=1.6)
-            ax.plot(
-                [p.value],
-                [y],
-                marker="o",
-                markersize=6,
-                color=BLUE,
-                markerfacecolor="white" if p.under_powered else BLUE,
-                linestyle="none",
-            )
+        whiskers = [(y, p.ci) for y, p in zip(ys, points, strict=True) if p.ci is not None]
+        if whiskers:
+            ax.hlines([y for y, _ in whiskers], [ci[0] for _, ci in whiskers], [ci[1] for _, ci in whiskers],
+                      color=BLUE, linewidth=1.6)
+        for open_dot in (False, True):  # one call per marker style, not one per group
+            dots = [(p.value, y) for y, p in zip(ys, points, strict=True) if bool(p.under_powered) is open_dot]
+            if dots:
+                ax.plot([v for v, _ in dots], [y for _, y in dots], marker="o", markersize=6, color=BLUE,
+                        markerfacecolor="white" if open_dot else BLUE, linestyle="none")
         if gap:
             ax.axvline(0.0, color=BLACK, linewidth=0.8)
         elif data.overall is not None:
             ax.axvline(data.overall, color=VERMILLION, linestyle="--", linewidth=1.2)
         if tolerance is not None:
             ax.axvline(tolerance, color=BLACK, linestyle=":", linewidth=1.2)
-        ax.set_yticks(ys, [_short(_name(p)) for p in points], parse_math=False)
+        ax.set_yticks(ys, labels, parse_math=False)
         ax.set_ylim(-0.7, len(points) - 0.3)
         if xlim is not None:
             ax.set_xlim(*xlim)
@@ -170,8 +173,7 @@ def forest_svg(data: ForestData, xlim: tuple[float, float] | None = None) -> str
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v * 100:+.0f} pp" if v else "0"))
         elif rate:
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v * 100:.0f}%"))
-        xlabel = DisplayNames.metric(data.metric_id)
-        ax.set_xlabel(display_label(xlabel[:1].upper() + xlabel[1:]), parse_math=False)
+        ax.set_xlabel(xlabel, parse_math=False)
         ax.grid(axis="x", color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
         for side in ("top", "right"):
@@ -179,6 +181,36 @@ def forest_svg(data: ForestData, xlim: tuple[float, float] | None = None) -> str
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None})
     return buf.getvalue()
+
+
+def _text_width(texts: list[str], size: float) -> float:
+    """Width in inches of the widest of ``texts`` at ``size`` points in the figures' font."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    if not texts:
+        return 0.0
+    # DejaVu Sans, the font matplotlib lays the figures out with (it ships with matplotlib).
+    prop = FontProperties(family="DejaVu Sans", size=size)
+    measure = TextToPath()
+    return max(measure.get_text_width_height_descent(t, prop, ismath=False)[0] for t in texts) / 72.0
+
+
+def _fit_margins(fig, *, left: list[str], bottom_lines: int, left_label: bool = False,
+                 right: list[str] | None = None, right_font: float = 9.0, right_extra: float = 0.0) -> None:
+    """Set the axes' margins so that the tick labels (``left``), an axis label under the
+    axis (``bottom_lines`` lines of text with the tick labels), a y-axis label
+    (``left_label``) and a legend to the right (``right``, with ``right_extra`` inches for its
+    line samples) fit inside the figure."""
+    width, height = fig.get_size_inches()
+    size = _RC["font.size"]
+    line = size * 1.4 / 72.0
+    pad = 0.12
+    left_in = _text_width(left, size) + pad + 0.08 + (line if left_label else 0.0)
+    right_in = (_text_width(right, right_font) + right_extra + pad) if right else 0.25
+    bottom_in = bottom_lines * line + 0.15
+    fig.subplots_adjust(left=min(left_in / width, 0.6), right=max(1.0 - right_in / width, 0.45),
+                        bottom=min(bottom_in / height, 0.5), top=1.0 - 0.08 / height)
 
 
 def svg_data_uri(svg: str) -> str:
@@ -345,7 +377,10 @@ def threshold_svg(lines: list[tuple[str, list[float], list[float | None], bool]]
 
     with matplotlib.rc_context(_RC), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        fig = Figure(figsize=(7.5, 3.4), layout="constrained")
+        fig = Figure(figsize=(7.5, 3.4))
+        legend = [_short(name) for name, *_ in lines]
+        _fit_margins(fig, left=["100%"], left_label=True, bottom_lines=2, right=legend, right_font=8,
+                     right_extra=0.55)
         ax = fig.add_subplot()
         lo = min(x for _, xs, _, _ in lines for x in xs)
         hi = max(x for _, xs, _, _ in lines for x in xs)
