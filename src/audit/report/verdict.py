@@ -291,9 +291,12 @@ def _plugin_sentence(plugin: PluginResult, names: Names, display: DisplayNames |
         parts = universality_parts(plugin, display)
         if parts:
             return parts
-    for finding in plugin.findings:
-        if finding.status != Status.PASS:
-            return names.split(finding.message)
+    # The worst decided finding leads (a WARN before an INCONCLUSIVE listed above it), then
+    # whatever else is not a PASS, in the plugin's order.
+    for wanted in (Status.FAIL, Status.WARN, None):
+        for finding in plugin.findings:
+            if finding.status == wanted or (wanted is None and finding.status != Status.PASS):
+                return names.split(finding.message)
     if plugin.findings:
         return names.split(plugin.findings[0].message)
     return names.split(plugin.summary)

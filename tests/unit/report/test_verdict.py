@@ -126,3 +126,21 @@ def test_verdict_comes_before_everything_else():
     assert body.index('id="verdict"') < body.index('id="contents"') < body.index('id="findings"')
     assert ("FAIL: the gate &#39;gap in missed cases (FNR) ≤ 5 points&#39; (fairness.fnr_gap&lt;=0.05) failed "
             "for sex F. 3 other gates did not reach FAIL.") in html
+
+
+def test_a_principle_other_than_fairness_leads_with_its_worst_decided_finding():
+    # The robustness plugin lists "does corruption widen the gap" (INCONCLUSIVE) before "the
+    # model fails on missing values" (WARN): the row's status is WARN, so is its sentence.
+    from dataclasses import replace
+
+    from audit.core.results import Finding
+
+    robustness = PluginResult(
+        plugin="robustness", principle="Robustness", version="1", status=Status.WARN, summary="s",
+        findings=(Finding("gap", "Gap", Status.INCONCLUSIVE, "A widening of up to 5.3 points cannot be ruled out."),
+                  Finding("failed", "Failed", Status.WARN, "The model cannot take missing values."),
+                  Finding("auroc", "AUROC", Status.PASS, "No perturbation lowers AUROC.")))
+    result = replace(make_result(), plugins=(*make_result().plugins, robustness))
+    row = next(r for r in verdict_rows(for_display(result)) if r.principle == "Robustness")
+    assert row.status == "WARN"
+    assert "".join(str(p) for p in row.parts).startswith("The model cannot take missing values.")
